@@ -1,0 +1,116 @@
+"""`CodePackage`: the steps and valohai.yaml, uploaded once per content as an ad-hoc commit.
+
+The tarball is built deterministically (sorted names, zeroed times and owners), so its identifier
+(`~` + sha256, as valohai-cli computes it) is known in the program before anything is uploaded:
+preview can show exact payloads and cell keys, and an unchanged tree never uploads again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource
+
+from providers.base import ValohaiProvider, client, input_view, progress
+from providers.client import ValohaiNotFound
+
+PACKAGE_ROOTS = ("valohai.yaml", "steps")
+SKIPPED_PARTS = ("__pycache__", ".valohai", ".ipynb_checkpoints")
+
+
+def package_files(root: Path) -> list[Path]:
+    files: list[Path] = []
+    for entry in PACKAGE_ROOTS:
+        path = root / entry
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files += [p for p in path.rglob("*") if p.is_file() and not any(s in p.parts for s in SKIPPED_PARTS)
+                      and p.suffix not in (".pyc", ".pyo")]
+    if not (root / "valohai.yaml").is_file():
+        raise FileNotFoundError(f"no valohai.yaml in {root}")
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def build_package(root: Path, files: Optional[Iterable[Path]] = None) -> bytes:
+    """A byte-for-byte reproducible .tgz of the package files."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in files if files is not None else package_files(root):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(path.relative_to(root).as_posix())
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+
+
+def commit_identifier(tarball: bytes) -> str:
+    return "~" + hashlib.sha256(tarball).hexdigest()
+
+
+def files_hash(root: Path, names: Iterable[str]) -> str:
+    """Hash of selected files (e.g. the data generator), to know when their outputs must be remade."""
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        path = root / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"<missing>") + b"\0")
+    return digest.hexdigest()
+
+
+class CodePackageProvider(ValohaiProvider):
+    replace_keys = ("host", "project", "commit")
+    INPUTS = ("host", "project", "root", "commit")
+
+    def check_inputs(self, news):
+        problems = []
+        if not news.get("project"):
+            problems.append(("project", "valohai:project is not set: run `pulumi config set valohai:project <name or id>`"))
+        return problems
+
+    def create(self, props: dict) -> CreateResult:
+        api = client(props["host"])
+        project = api.resolve_project(props["project"])
+        tarball = build_package(Path(props["root"]))
+        commit = commit_identifier(tarball)
+        if commit != props["commit"]:
+            raise RuntimeError(f"the files under {props['root']} changed between preview and update "
+                               f"({props['commit'][:13]} -> {commit[:13]}); run `pulumi up` again")
+        found = api.find_commit(project["id"], commit)
+        if found is None:
+            found = api.import_package(project["id"], tarball, description="valohai-pipelines-as-code package")
+            progress(f"uploaded code package {commit[:13]} ({len(tarball)} bytes) to project {project['name']}")
+        if found.get("identifier") != commit:
+            raise RuntimeError(f"the server named the package {found.get('identifier')!r}, expected {commit!r}")
+        return CreateResult(commit, {**input_view(props, self.INPUTS), "project_id": project["id"],
+                                     "project_name": project["name"], "size": len(tarball)})
+
+    def read(self, id_: str, props: dict) -> ReadResult:
+        try:
+            found = client(props["host"]).find_commit(props["project_id"], id_)
+        except ValohaiNotFound:
+            found = None
+        if found is None:
+            return ReadResult("", {})
+        return ReadResult(id_, props, inputs=input_view(props, self.INPUTS))
+
+    def delete(self, id_: str, props: dict) -> None:
+        """Commits are immutable and shared by content; nothing to remove."""
+
+
+class CodePackage(Resource, module="valohai", name="CodePackage"):
+    project_id: pulumi.Output[str]
+    commit: pulumi.Output[str]
+
+    def __init__(self, name: str, *, host: Any, project: Any, root: str, commit: str,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(CodePackageProvider(), name,
+                         {"host": host, "project": project, "root": root, "commit": commit,
+                          "project_id": None, "project_name": None, "size": None}, opts)

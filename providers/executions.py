@@ -1,0 +1,62 @@
+"""Executions the providers start themselves (data generation, prediction): submit or adopt, wait, collect.
+
+Adoption: every execution carries a tag derived from its content (`vpac:<key>`). Before submitting, we
+look for a live or complete execution with that tag and take it over, so a retried or re-run create
+never starts the same work twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from providers.client import ValohaiClient
+from providers.waiting import DONE, FAILED, summarize, wait_for
+
+TAG_PREFIX = "vpac:"
+
+
+def content_tag(key: str) -> str:
+    return f"{TAG_PREFIX}{key[:24]}"
+
+
+def find_adoptable(items: list[dict], tag: str) -> Optional[dict]:
+    """The newest object with this tag that has not failed (lists are newest first)."""
+    for item in items:
+        if tag in (item.get("tags") or []) and item.get("status") not in FAILED and not item.get("deleted"):
+            return item
+    return None
+
+
+def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], tag: str) -> dict:
+    existing = find_adoptable(api.list_executions(payload["project"], tag=tag, ordering="-counter"), tag)
+    if existing:
+        return existing
+    return api.create_execution({**payload, "tags": [*payload.get("tags", []), tag]})
+
+
+def wait_for_execution(api: ValohaiClient, execution: dict, *, label: str, timeout: float,
+                       report=print) -> dict:
+    """Wait until the execution ends; raise with a pointer to its logs unless it completed."""
+    latest = {"execution": execution}
+
+    def poll() -> dict[str, str]:
+        latest["execution"] = api.get_execution(execution["id"], exclude="outputs")
+        return {label: latest["execution"]["status"]}
+
+    states = wait_for(poll, timeout=timeout,
+                      on_progress=lambda s, t: report(f"{label}: {summarize(s)} ({t:.0f}s)"))
+    if states[label] != DONE:
+        raise RuntimeError(failure_message(api, latest["execution"], label))
+    return latest["execution"]
+
+
+def failure_message(api: ValohaiClient, execution: Mapping[str, Any], label: str) -> str:
+    detail = execution.get("status_detail") or ""
+    events = api.url(f"executions/{execution.get('id')}/events/")
+    return (f"{label} ended '{execution.get('status')}'{': ' + detail if detail else ''}; "
+            f"logs: `vh execution logs {execution.get('counter')}` or {events}")
+
+
+def outputs_by_name(api: ValohaiClient, execution_id: str) -> dict[str, str]:
+    """Output file name -> `datum://<id>`."""
+    return {d["name"]: f"datum://{d['id']}" for d in api.execution_outputs(execution_id)}

@@ -1,0 +1,126 @@
+"""Every request body the providers send, built from `valohai.yaml` with valohai-yaml.
+
+Why here and pure: a payload decides identity (its hash is the cell key), so it must be built in one
+place, deterministically, and be testable without a server. Pipelines come from valohai-yaml's
+`PipelineConverter`; the single-mode pipeline is a `training-pipeline` replicated per cell plus a
+predict node, written in valohai.yaml's own pipeline syntax and converted the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable, Mapping, Sequence
+
+import valohai_yaml
+from valohai_yaml.objs import Config, Pipeline
+from valohai_yaml.pipelines.conversion import PipelineConverter
+
+from providers.sweep import Cell, Sweep
+
+TRAINING_PIPELINE = "training-pipeline"
+GENERATE_STEP = "generate-harbors"
+PREDICT_STEP = "predict-models"
+PREPROCESS_NODE = "preprocess"
+TRAIN_NODE = "train"
+PREDICT_NODE = "predict"
+
+
+class PayloadError(ValueError):
+    """valohai.yaml lacks something the sweep needs."""
+
+
+def load_config(yaml_text: str) -> Config:
+    try:
+        config = valohai_yaml.parse(yaml_text)
+    except Exception as exc:  # valohai-yaml raises several kinds; all mean the same to a user
+        raise PayloadError(f"valohai.yaml is invalid: {exc}; run `vh lint` to see every problem") from None
+    for step in (GENERATE_STEP, "preprocess-dataset", "train", PREDICT_STEP):
+        if step not in config.steps:
+            raise PayloadError(f"valohai.yaml has no step {step!r}; the sweep needs steps "
+                               f"generate-harbors, preprocess-dataset, train and predict-models")
+    if TRAINING_PIPELINE not in config.pipelines:
+        raise PayloadError(f"valohai.yaml has no pipeline {TRAINING_PIPELINE!r} (nodes preprocess -> train)")
+    nodes = {n.name for n in config.pipelines[TRAINING_PIPELINE].nodes}
+    if not {PREPROCESS_NODE, TRAIN_NODE} <= nodes:
+        raise PayloadError(f"pipeline {TRAINING_PIPELINE!r} must have nodes 'preprocess' and 'train', has {sorted(nodes)}")
+    return config
+
+
+def _node(payload: dict, name: str) -> dict:
+    return next(n for n in payload["nodes"] if n["name"] == name)
+
+
+def _set_cell(preprocess: dict, train: dict, cell: Cell, sweep: Sweep, data: Mapping[str, str]) -> None:
+    """Point a preprocess/train node pair at one cell: its harbor's data and its epochs."""
+    p = preprocess["template"]
+    p["parameters"].update(dataset_name=cell.harbor, validation_split=sweep.train["validation_split"],
+                           image_size=sweep.data["image_size"])
+    p["inputs"].update(dataset=[data["images"]], labels=[data["labels"]])
+    t = train["template"]
+    t["parameters"].update(dataset_name=cell.harbor, epochs=cell.epochs, learning_rate=sweep.train["learning_rate"],
+                           batch_size=sweep.train["batch_size"])
+
+
+def training_pipeline(config: Config, *, commit: str, project_id: str, cell: Cell, sweep: Sweep,
+                      data: Mapping[str, str], tags: Sequence[str]) -> dict:
+    """One cell's preprocess -> train pipeline, as the seed's parallel script posts it."""
+    converted = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={}).convert_pipeline(
+        config.pipelines[TRAINING_PIPELINE])
+    _set_cell(_node(converted, PREPROCESS_NODE), _node(converted, TRAIN_NODE), cell, sweep, data)
+    return {"project": project_id, "title": cell.title, "tags": list(tags), **converted}
+
+
+def sweep_pipeline(config: Config, *, commit: str, project_id: str, cells: Sequence[Cell], sweep: Sweep,
+                   data_by_harbor: Mapping[str, Mapping[str, str]], tags: Sequence[str], title: str) -> dict:
+    """The single big pipeline: a preprocess/train pair per cell and one predict node fed by every train node."""
+    base = config.pipelines[TRAINING_PIPELINE].serialize()
+    nodes: list[dict] = []
+    edges: list[dict] = []
+    for cell in cells:
+        rename = {n["name"]: f"{n['name']}-{cell.slug}" for n in base["nodes"]}
+        nodes += [{**copy.deepcopy(n), "name": rename[n["name"]]} for n in base["nodes"]]
+        for edge in base["edges"]:
+            src_node, src_rest = edge["source"].split(".", 1)
+            tgt_node, tgt_rest = edge["target"].split(".", 1)
+            edges.append({**copy.deepcopy(edge), "source": f"{rename[src_node]}.{src_rest}",
+                          "target": f"{rename[tgt_node]}.{tgt_rest}"})
+        edges.append({"source": f"{TRAIN_NODE}-{cell.slug}.output.*", "target": f"{PREDICT_NODE}.input.models"})
+    nodes.append({"name": PREDICT_NODE, "type": "execution", "step": PREDICT_STEP, "on-error": "stop-all"})
+    pipeline = Pipeline.parse({"name": title, "nodes": nodes, "edges": edges})
+    converted = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={}).convert_pipeline(pipeline)
+    for cell in cells:
+        _set_cell(_node(converted, f"{PREPROCESS_NODE}-{cell.slug}"), _node(converted, f"{TRAIN_NODE}-{cell.slug}"),
+                  cell, sweep, data_by_harbor[cell.harbor])
+    predict = _node(converted, PREDICT_NODE)["template"]
+    harbors = list(dict.fromkeys(c.harbor for c in cells))
+    predict["parameters"].update(harbours=harbors)
+    predict["parameters"].pop("exec_ids", None)
+    predict["inputs"].update(prediction_inputs(harbors, data_by_harbor, models=[]))
+    return {"project": project_id, "title": title, "tags": list(tags), **converted}
+
+
+def prediction_inputs(harbors: Iterable[str], data_by_harbor: Mapping[str, Mapping[str, str]],
+                      models: Sequence[str]) -> dict[str, list[str]]:
+    harbors = list(harbors)
+    inputs = {"dataset": [f"dataset://{h}_test/latest" for h in harbors],
+              "test_labels": [data_by_harbor[h]["test_labels"] for h in harbors if data_by_harbor[h].get("test_labels")]}
+    if models:
+        inputs["models"] = list(models)
+    return inputs
+
+
+def generation_execution(*, commit: str, project_id: str, harbor: str, data: Mapping[str, Any],
+                         tags: Sequence[str]) -> dict:
+    return {"project": project_id, "commit": commit, "step": GENERATE_STEP, "title": f"generate-harbors-{harbor}",
+            "parameters": {"harbors": [harbor], **{k: data[k] for k in sorted(data)}},
+            "inputs": {}, "tags": list(tags)}
+
+
+def prediction_execution(*, commit: str, project_id: str, training_execution_ids: Mapping[str, str],
+                         models: Sequence[str], harbors: Sequence[str],
+                         data_by_harbor: Mapping[str, Mapping[str, str]], tags: Sequence[str]) -> dict:
+    """The seed's final POST: predict-models with the training execution ids (and the models as inputs)."""
+    return {"project": project_id, "commit": commit, "step": PREDICT_STEP, "title": "predict-models",
+            "parameters": {"exec_ids": [training_execution_ids[k] for k in sorted(training_execution_ids)],
+                           "harbours": list(harbors)},
+            "inputs": prediction_inputs(harbors, data_by_harbor, models), "tags": list(tags)}

@@ -1,0 +1,124 @@
+"""`TrainingPipeline` (one per sweep cell) and `SweepPipeline` (single mode): a Valohai pipeline with a payload.
+
+Create submits and returns at once (the wait is `TrainingResults`' job, see design: the provider server
+runs at most 4 calls at a time). Identity is content: the key is a hash of the stack and the payload, and
+it rides along as a pipeline tag, so create adopts a pipeline already made for this key (after a killed
+`pulumi up`, or a retried POST) instead of making a duplicate. Read reports the live status, and a
+pipeline that errored, was stopped, or was deleted outside the tool is planned for re-creation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pulumi
+from deepdiff import DeepDiff
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource
+
+from providers.base import ValohaiProvider, client, input_view, is_unknown, progress
+from providers.client import ValohaiNotFound
+from providers.executions import content_tag, find_adoptable
+from providers.sweep import content_key
+
+TRAIN_NODE_PREFIX = "train"
+
+
+def pipeline_key(stack: str, payload: dict) -> str:
+    return content_key("pipeline", stack, payload)
+
+
+def node_executions(pipeline: dict) -> dict[str, dict]:
+    """Node name -> {id, counter, status} of its execution (empty dict before it starts)."""
+    found = {}
+    for node in pipeline.get("nodes", []):
+        execution = node.get("execution") or {}
+        found[node["name"]] = {"id": execution.get("id"), "counter": execution.get("counter"),
+                               "status": execution.get("status") or node.get("status")}
+    return found
+
+
+def live_outputs(pipeline: dict) -> dict[str, Any]:
+    return {"status": pipeline.get("status"), "counter": pipeline.get("counter"), "url": (pipeline.get("urls") or {}).get("display"),
+            "live_title": pipeline.get("title"), "nodes": node_executions(pipeline)}
+
+
+class PipelineProvider(ValohaiProvider):
+    replace_keys = ("host", "payload", "stack")
+    INPUTS = ("host", "payload", "stack", "label")
+
+    def check_inputs(self, news):
+        payload = news.get("payload")
+        if payload is None or is_unknown(payload):
+            return []
+        problems = []
+        if not isinstance(payload, dict) or not payload.get("nodes"):
+            problems.append(("payload", "a pipeline payload needs nodes (built from valohai.yaml's training-pipeline)"))
+        elif not payload.get("project"):
+            problems.append(("payload", "the pipeline payload names no project"))
+        return problems
+
+    def diff(self, id_: str, olds: dict, news: dict) -> DiffResult:
+        result = super().diff(id_, olds, news)
+        if "payload" in (result.replaces or []) and isinstance(news.get("payload"), dict):
+            changes = DeepDiff(olds.get("payload"), news["payload"], ignore_numeric_type_changes=True)
+            paths = sorted({p.replace("root", "payload") for kind in changes.values() for p in
+                            (kind.keys() if isinstance(kind, dict) else kind)})[:6]
+            progress(f"{olds.get('label', id_)}: payload changed at {', '.join(paths)}")
+        return result
+
+    def remote_problem(self, outs):
+        if outs.get("live_title") and outs.get("payload", {}).get("title") not in (None, outs["live_title"]):
+            return "live_title"  # renamed outside the tool
+        return super().remote_problem(outs)
+
+    def create(self, props: dict) -> CreateResult:
+        api = client(props["host"])
+        payload = props["payload"]
+        key = pipeline_key(props["stack"], payload)
+        tag = content_tag(key)
+        candidates = api.list_pipelines(payload["project"], title=payload["title"])
+        pipeline = find_adoptable(candidates, tag)
+        if pipeline:
+            progress(f"{props['label']}: adopted existing pipeline #{pipeline.get('counter')} ({pipeline['status']})")
+        else:
+            pipeline = api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]})
+            progress(f"{props['label']}: submitted pipeline #{pipeline.get('counter')}")
+        return CreateResult(pipeline["id"], {**input_view(props, self.INPUTS), "key": key, **live_outputs(pipeline)})
+
+    def read(self, id_: str, props: dict) -> ReadResult:
+        try:
+            pipeline = client(props["host"]).get_pipeline(id_)
+        except ValohaiNotFound:
+            return ReadResult("", {})
+        if pipeline.get("deleted"):
+            return ReadResult("", {})
+        outs = {**props, **live_outputs(pipeline)}
+        return ReadResult(id_, outs, inputs=input_view(outs, self.INPUTS))
+
+    def delete(self, id_: str, props: dict) -> None:
+        api = client(props["host"])
+        try:
+            if props.get("status") not in ("complete", "error", "stopped"):
+                api.stop_pipeline(id_)
+            api.delete_pipeline(id_)
+        except ValohaiNotFound:
+            pass  # already gone: the goal of delete
+
+
+class _PipelineResource(Resource):
+    status: pulumi.Output[str]
+    nodes: pulumi.Output[dict]
+
+    def __init__(self, name: str, *, host: Any, payload: Any, stack: str, label: str,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(PipelineProvider(), name,
+                         {"host": host, "payload": payload, "stack": stack, "label": label, "key": None,
+                          "status": None, "counter": None, "url": None, "live_title": None, "nodes": None}, opts)
+
+
+class TrainingPipeline(_PipelineResource, module="valohai", name="TrainingPipeline"):
+    """One sweep cell: preprocess -> train for one harbor and one epochs value."""
+
+
+class SweepPipeline(_PipelineResource, module="valohai", name="SweepPipeline"):
+    """Single mode: every cell's preprocess/train pair and a predict node, in one pipeline."""

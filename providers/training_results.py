@@ -1,0 +1,120 @@
+"""`TrainingResults`: waits for every pipeline of the sweep in one loop, then collects what they made.
+
+One resource for the whole sweep (see design: cell resources return at submission, so the sweep runs in
+parallel however many cells there are). Its outputs are the seed's final product: the training execution
+id per cell, plus each cell's metrics and model datums. A failed cell fails this resource with the cell's
+name and a pointer to its logs; the cells that finished stay finished, and the next `pulumi up` replaces
+only the failed one and waits again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+
+from providers.base import ValohaiProvider, client, input_view, progress
+from providers.client import ValohaiClient
+from providers.executions import failure_message
+from providers.waiting import DONE, FAILED, TERMINAL, summarize, wait_for
+
+METRIC_KEYS = ("val_accuracy", "val_loss", "accuracy", "loss")
+PREDICT_CELL = "(prediction)"
+
+
+def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, Optional[dict]]:
+    """A cell's status is its node's, except that a pipeline that ended takes the unfinished node with it."""
+    node = next((n for n in pipeline.get("nodes", []) if n["name"] == node_name), None)
+    if node is None:
+        return "error", None
+    execution = node.get("execution")
+    status = (execution or {}).get("status") or node.get("status") or "created"
+    if status != DONE and pipeline.get("status") in TERMINAL:
+        status = pipeline["status"] if pipeline["status"] in FAILED else "error"
+    return status, execution
+
+
+class TrainingResultsProvider(ValohaiProvider):
+    update_keys = ("cells", "predict", "timeout_seconds")
+    replace_keys = ("host",)
+    INPUTS = ("host", "cells", "predict", "timeout_seconds")
+
+    def check_inputs(self, news):
+        cells = news.get("cells")
+        if isinstance(cells, dict) and not cells:
+            return [("cells", "the sweep has no cells: set harbors and epochs")]
+        return []
+
+    def create(self, props: dict) -> CreateResult:
+        return CreateResult("training-results", self._collect(props))
+
+    def update(self, id_: str, olds: dict, news: dict) -> UpdateResult:
+        return UpdateResult(self._collect(news))
+
+    def read(self, id_: str, props: dict) -> ReadResult:
+        """Derived from the cells, which refresh themselves; costs no API call."""
+        return ReadResult(id_, props, inputs=input_view(props, self.INPUTS))
+
+    def delete(self, id_: str, props: dict) -> None:
+        """Nothing remote belongs to this resource."""
+
+    def _collect(self, props: dict) -> dict:
+        api = client(props["host"])
+        watched: dict[str, tuple[str, str]] = {name: (c["pipeline"], c["node"]) for name, c in props["cells"].items()}
+        if props.get("predict"):
+            watched[PREDICT_CELL] = (props["predict"]["pipeline"], props["predict"]["node"])
+        executions: dict[str, Optional[dict]] = {}
+        pipelines_done: dict[str, dict] = {}
+
+        def poll() -> dict[str, str]:
+            fresh: dict[str, dict] = {}
+            states = {}
+            for name, (pipeline_id, node_name) in watched.items():
+                pipeline = pipelines_done.get(pipeline_id) or fresh.get(pipeline_id)
+                if pipeline is None:
+                    pipeline = fresh[pipeline_id] = api.get_pipeline(pipeline_id)
+                states[name], executions[name] = cell_state(pipeline, node_name)
+            for pipeline_id, pipeline in fresh.items():
+                if pipeline.get("status") in TERMINAL:
+                    pipelines_done[pipeline_id] = pipeline
+            return states
+
+        states = wait_for(poll, timeout=float(props["timeout_seconds"]),
+                          on_progress=lambda s, t: progress(f"sweep: {summarize(s)} ({t:.0f}s)"))
+        failed = sorted(n for n, s in states.items() if s != DONE)
+        if failed:
+            lines = [failure_message(api, executions[n] or {"status": states[n]}, n) for n in failed]
+            raise RuntimeError(f"{len(failed)} of {len(states)} sweep cells failed; finished cells are kept and the "
+                               f"next `pulumi up` re-runs only these:\n  " + "\n  ".join(lines))
+        return {**input_view(props, self.INPUTS), **self._results(api, executions)}
+
+    @staticmethod
+    def _results(api: ValohaiClient, executions: Mapping[str, Optional[dict]]) -> dict:
+        ids, metrics, models = {}, {}, {}
+        for name, execution in sorted(executions.items()):
+            if name == PREDICT_CELL or execution is None:
+                continue
+            ids[name] = execution["id"]
+            detail = api.get_execution(execution["id"], exclude="outputs,events")
+            meta = detail.get("cumulative_metadata") or {}
+            metrics[name] = {k: meta[k] for k in METRIC_KEYS if k in meta}
+            models[name] = sorted(f"datum://{d['id']}" for d in api.execution_outputs(execution["id"])
+                                  if d["name"].endswith((".keras", ".json")))
+        predict = executions.get(PREDICT_CELL)
+        return {"training_execution_ids": ids, "metrics": metrics, "model_uris": models,
+                "prediction_execution_id": predict["id"] if predict else None}
+
+
+class TrainingResults(Resource, module="valohai", name="TrainingResults"):
+    training_execution_ids: pulumi.Output[dict]
+    metrics: pulumi.Output[dict]
+    model_uris: pulumi.Output[dict]
+    prediction_execution_id: pulumi.Output[str]
+
+    def __init__(self, name: str, *, host: Any, cells: Any, timeout_seconds: float, predict: Any = None,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(TrainingResultsProvider(), name,
+                         {"host": host, "cells": cells, "predict": predict, "timeout_seconds": timeout_seconds,
+                          "training_execution_ids": None, "metrics": None, "model_uris": None,
+                          "prediction_execution_id": None}, opts)

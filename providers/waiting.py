@@ -1,0 +1,89 @@
+"""Waiting for remote work: one loop, capped backoff, our own deadline.
+
+Why our own: `customTimeouts` does nothing for dynamic providers, and the seed's fixed 30-second poll
+wastes up to 30 s per sweep. We poll fast at first (work often finishes in seconds), back off to a cap,
+and stop at a deadline with the names of what is unfinished. The clock is injectable so recorded
+(VCR) tests replay the loop without sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol
+
+DONE = "complete"
+FAILED = frozenset({"error", "stopped", "crashed"})
+TERMINAL = FAILED | {DONE}
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+# Tests replace this with a fake clock; providers read it at call time.
+clock: Clock = RealClock()
+
+
+@dataclass
+class Backoff:
+    """Poll intervals: first, then multiplied by `factor`, never above `cap` seconds."""
+
+    first: float = 0.25
+    factor: float = 1.5
+    cap: float = 3.0
+    _next: float = field(default=0.0, init=False)
+
+    def next_delay(self) -> float:
+        self._next = self.first if self._next == 0 else min(self._next * self.factor, self.cap)
+        return self._next
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+class WaitTimeout(Exception):
+    def __init__(self, unfinished: list[str], seconds: float) -> None:
+        super().__init__(f"gave up after {seconds:.0f}s waiting for: {', '.join(unfinished)} "
+                         f"(raise wait_timeout_minutes in the stack config to wait longer)")
+        self.unfinished = unfinished
+
+
+def wait_for(poll: Callable[[], Mapping[str, str]], *, timeout: float,
+             on_progress: Callable[[Mapping[str, str], float], None] = lambda states, elapsed: None,
+             backoff: Backoff | None = None) -> dict[str, str]:
+    """Call `poll()` (name -> status) until every status is terminal or the deadline passes.
+
+    Returns the final statuses. Progress is reported whenever the statuses change, so logs stay short.
+    """
+    backoff = backoff or Backoff()
+    start = clock.monotonic()
+    last: dict[str, str] = {}
+    while True:
+        states = dict(poll())
+        elapsed = clock.monotonic() - start
+        if states != last:
+            on_progress(states, elapsed)
+            backoff.reset()  # something moved: look again soon
+            last = states
+        if all(s in TERMINAL for s in states.values()):
+            return states
+        if elapsed >= timeout:
+            raise WaitTimeout(sorted(n for n, s in states.items() if s not in TERMINAL), elapsed)
+        clock.sleep(min(backoff.next_delay(), max(timeout - elapsed, 0.01)))
+
+
+def summarize(states: Mapping[str, str]) -> str:
+    done = sum(1 for s in states.values() if s == DONE)
+    failed = sum(1 for s in states.values() if s in FAILED)
+    running = len(states) - done - failed
+    return f"{done}/{len(states)} done, {running} running, {failed} failed"
