@@ -1,0 +1,30 @@
+# The two commands a user needs: `make demo` (the main job) and `make test` (the whole suite).
+# Both set themselves up on a fresh machine and can be run again at any time.
+.PHONY: setup demo test test-e2e backend backend-stop drift-check bench record-cassettes
+
+setup:
+	bash scripts/setup.sh
+
+demo:
+	bash scripts/demo.sh
+
+test:
+	bash scripts/test.sh
+
+test-e2e:
+	bash scripts/test.sh -m e2e
+
+backend:
+	bash scripts/backend.sh start
+
+backend-stop:
+	bash scripts/backend.sh stop
+
+drift-check:
+	bash scripts/setup.sh >/dev/null && . scripts/env.sh && drift-check --stack local
+
+bench:
+	bash scripts/setup.sh >/dev/null && . scripts/env.sh && for b in bench/*.py; do python $$b; done
+
+record-cassettes:
+	bash scripts/test.sh tests/providers --record-mode=rewrite

@@ -1,0 +1,53 @@
+"""Fixtures every test folder shares: the project root and a private Pulumi environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Mapping, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pulumi_bin_dir() -> Path:
+    """The toolchain `make setup` recorded (the env script puts it first on PATH)."""
+    recorded = ROOT / ".pulumi" / "toolchain-dir"
+    if recorded.is_file():
+        return Path(recorded.read_text().strip())
+    found = shutil.which("pulumi")
+    if not found:
+        pytest.fail("pulumi is not installed: run `make setup`")
+    return Path(found).parent
+
+
+@pytest.fixture
+def pulumi_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a pulumi CLI run with its own file backend and home under tmp_path."""
+    env = dict(os.environ)
+    env.update({
+        "PATH": f"{pulumi_bin_dir()}{os.pathsep}{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "PULUMI_HOME": str(tmp_path / "pulumi-home"),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'pulumi-state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "test-passphrase",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_PYTHON_CMD": str(ROOT / ".venv" / "bin" / "python"),
+        "PULUMI_SKIP_CONFIRMATIONS": "true",
+    })
+    (tmp_path / "pulumi-state").mkdir(exist_ok=True)
+    return env
+
+
+def run_pulumi(args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600,
+               check: Optional[int] = 0) -> subprocess.CompletedProcess:
+    """Run the real pulumi CLI; fail with its output when the exit code is not `check`."""
+    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, env=dict(env), text=True,
+                            capture_output=True, timeout=timeout)
+    if check is not None and result.returncode != check:
+        pytest.fail(f"pulumi {' '.join(args)} exited {result.returncode} (expected {check})\n"
+                    f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}")
+    return result
