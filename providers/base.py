@@ -161,3 +161,15 @@ def input_view(outs: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
 
 def eprint(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
+
+
+def integral_numbers(value: Any) -> Any:
+    """Undo protobuf's doubles: Pulumi carries every number as a float, so `epochs: 2` arrives as 2.0,
+    which a step's integer parameter (`--epochs=2.0`) would reject. Whole floats become ints again."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_numbers(v) for v in value]
+    return value

@@ -13,7 +13,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from providers import payloads
-from providers.base import ValohaiProvider, client, input_view, progress
+from providers.base import ValohaiProvider, client, input_view, integral_numbers, progress
 from providers.client import ValohaiNotFound
 from providers.executions import content_tag, outputs_by_name, submit_or_adopt_execution, wait_for_execution
 from providers.sweep import content_key
@@ -42,6 +42,7 @@ class HarborDatasetProvider(ValohaiProvider):
         return []
 
     def create(self, props: dict) -> CreateResult:
+        props = integral_numbers(props)
         api = client(props["host"])
         harbor = props["harbor"]
         key = content_key("harbor-data", props["stack"], harbor, props["data"], props["generator_key"])

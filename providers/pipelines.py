@@ -15,7 +15,7 @@ import pulumi
 from deepdiff import DeepDiff
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource
 
-from providers.base import ValohaiProvider, client, input_view, is_unknown, progress
+from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
 from providers.client import ValohaiNotFound
 from providers.executions import content_tag, find_adoptable
 from providers.sweep import content_key
@@ -72,6 +72,7 @@ class PipelineProvider(ValohaiProvider):
         return super().remote_problem(outs)
 
     def create(self, props: dict) -> CreateResult:
+        props = integral_numbers(props)
         api = client(props["host"])
         payload = props["payload"]
         key = pipeline_key(props["stack"], payload)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource
 
-from providers.base import ValohaiProvider, client, input_view, is_unknown, progress
+from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
 from providers.client import ValohaiClient, ValohaiNotFound
 from providers.executions import content_tag, submit_or_adopt_execution, wait_for_execution
 from providers.sweep import content_key
@@ -51,6 +51,7 @@ class PredictionProvider(ValohaiProvider):
         return []
 
     def create(self, props: dict) -> CreateResult:
+        props = integral_numbers(props)
         api = client(props["host"])
         if props.get("execution_id_from_pipeline"):
             execution = api.get_execution(props["execution_id_from_pipeline"], exclude="outputs")

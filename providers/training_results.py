@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
-from providers.base import ValohaiProvider, client, input_view, progress
+from providers.base import ValohaiProvider, client, input_view, integral_numbers, progress
 from providers.client import ValohaiClient
 from providers.executions import failure_message
 from providers.waiting import DONE, FAILED, TERMINAL, summarize, wait_for
@@ -60,6 +60,7 @@ class TrainingResultsProvider(ValohaiProvider):
         """Nothing remote belongs to this resource."""
 
     def _collect(self, props: dict) -> dict:
+        props = integral_numbers(props)
         api = client(props["host"])
         watched: dict[str, tuple[str, str]] = {name: (c["pipeline"], c["node"]) for name, c in props["cells"].items()}
         if props.get("predict"):

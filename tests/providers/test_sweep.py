@@ -1,0 +1,51 @@
+"""The sweep model: what a valid config becomes, and the one-line message every bad one gets."""
+
+import pytest
+
+from providers.sweep import Cell, SweepConfigError, content_key, parse_sweep
+
+GOOD = {"harbors": ["harbor_A", "harbor_B"], "epochs": [2, 5]}
+
+
+def test_cells_are_harbors_times_epochs_in_order():
+    sweep = parse_sweep(GOOD)
+    assert sweep.cells == [Cell("harbor_A", 2), Cell("harbor_A", 5), Cell("harbor_B", 2), Cell("harbor_B", 5)]
+    assert sweep.cells[0].name == "harbor_A/epochs-2"
+    assert sweep.cells[0].title == "training-pipeline-harbor_A-epochs-2"
+    assert sweep.mode == "parallel" and sweep.train["learning_rate"] == 0.001
+
+
+def test_comma_separated_strings_are_accepted():
+    sweep = parse_sweep({"harbors": "harbor_A, harbor_B", "epochs": "2,5"})
+    assert sweep.harbors == ("harbor_A", "harbor_B") and sweep.epochs == (2, 5)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"epochs": [1]}, "harbors is not set"),
+    ({"harbors": [], "epochs": [1]}, "harbors must list at least one value"),
+    ({"harbors": ["a b"], "epochs": [1]}, "'a b' is not a valid harbor name"),
+    ({"harbors": ["../x"], "epochs": [1]}, "is not a valid harbor name"),
+    ({"harbors": ["a", "a"], "epochs": [1]}, "harbors lists a more than once"),
+    ({"harbors": ["a"]}, "epochs is not set"),
+    ({"harbors": ["a"], "epochs": "abc"}, "epochs must be a whole number"),
+    ({"harbors": ["a"], "epochs": [0]}, "epochs must be between 1 and 1000, got 0"),
+    ({"harbors": ["a"], "epochs": [2.5]}, "epochs must be a whole number"),
+    ({"harbors": ["a"], "epochs": [True]}, "epochs must be a number"),
+    ({"harbors": ["a"], "epochs": [2, 2]}, "epochs lists 2 more than once"),
+    ({"harbors": ["a"], "epochs": [1], "mode": "serial"}, "mode must be one of parallel, single"),
+    ({"harbors": ["a"], "epochs": [1], "training": {"learning_rate": "fast"}}, "training.learning_rate must be a number"),
+    ({"harbors": ["a"], "epochs": [1], "training": {"learning_rate": 5}}, "training.learning_rate must be between"),
+    ({"harbors": ["a"], "epochs": [1], "training": {"momentum": 1}}, "training has unknown key(s) momentum"),
+    ({"harbors": ["a"], "epochs": [1], "data": {"image_size": 100000}}, "data.image_size must be between"),
+    ({"harbors": [f"h{i}" for i in range(30)], "epochs": list(range(1, 21))}, "600 cells"),
+    ({"harbors": ["a"], "epochs": [1], "wait_timeout_minutes": -1}, "wait_timeout_minutes must be between"),
+])
+def test_bad_configs_name_the_key_and_the_fix(raw, message):
+    with pytest.raises(SweepConfigError) as caught:
+        parse_sweep(raw)
+    assert message in str(caught.value)
+
+
+def test_content_key_is_stable_and_order_insensitive_for_dicts():
+    assert content_key({"a": 1, "b": 2}) == content_key({"b": 2, "a": 1})
+    assert content_key({"a": 1}) != content_key({"a": 2})
