@@ -82,9 +82,10 @@ def progress(message: str) -> None:
 
 def is_unknown(value: Any) -> bool:
     """Preview passes values not known yet (outputs of resources still to be created) as a sentinel."""
+    from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
-    return value is rpc.UNKNOWN or (isinstance(value, str) and value == rpc.UNKNOWN)
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 class ValohaiProvider(ResourceProvider):

@@ -81,8 +81,15 @@ class TrainingResultsProvider(ValohaiProvider):
                     pipelines_done[pipeline_id] = pipeline
             return states
 
-        states = wait_for(poll, timeout=float(props["timeout_seconds"]),
-                          on_progress=lambda s, t: progress(f"sweep: {summarize(s)} ({t:.0f}s)"))
+        last_line = {"summary": ""}
+
+        def report(states: Mapping[str, str], elapsed: float) -> None:
+            summary = summarize(states)
+            if summary != last_line["summary"]:  # node-level moves that change no count stay quiet
+                last_line["summary"] = summary
+                progress(f"sweep: {summary} ({elapsed:.0f}s)")
+
+        states = wait_for(poll, timeout=float(props["timeout_seconds"]), on_progress=report)
         failed = sorted(n for n, s in states.items() if s != DONE)
         if failed:
             lines = [failure_message(api, executions[n] or {"status": states[n]}, n) for n in failed]
