@@ -2,7 +2,8 @@
 
 Config (project namespace `valohai-sweep`, see stacks/Pulumi.local.yaml):
 `harbors`, `epochs`, `mode` (parallel|single), `training` {learning_rate, batch_size, validation_split},
-`data` {image_size, images_per_class, test_images_per_harbor, seed}, `wait_timeout_minutes`;
+`data` {image_size, images_per_class, test_images_per_harbor, seed}, `wait_timeout_minutes`, `report_dir`
+(default reports/<stack>);
 `valohai:host`, `valohai:project` (name or id), `valohai:token` (secret; `VALOHAI_API_TOKEN` fallback).
 
 Every config problem, a missing token and an unreachable host stop the program with one message before
@@ -82,7 +83,7 @@ def build_stack(root: Path) -> None:
     data_by_harbor = pulumi.Output.all(**{h: pulumi.Output.all(images=d.images, labels=d.labels,
                                                                test_labels=d.test_labels)
                                           for h, d in datasets.items()})
-    report_dir = str(root / "reports" / stack)
+    report_dir = config.get("report_dir") or str(root / "reports" / stack)
     tags = [f"stack:{stack}"]
 
     if sweep.mode == "parallel":

@@ -1,28 +1,13 @@
-"""Fixtures every test folder shares: the project root and a private Pulumi environment."""
+"""Fixtures every test folder shares: a private Pulumi environment per test."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Mapping, Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def pulumi_bin_dir() -> Path:
-    """The toolchain `make setup` recorded (the env script puts it first on PATH)."""
-    recorded = ROOT / ".pulumi" / "toolchain-dir"
-    if recorded.is_file():
-        return Path(recorded.read_text().strip())
-    found = shutil.which("pulumi")
-    if not found:
-        pytest.fail("pulumi is not installed: run `make setup`")
-    return Path(found).parent
-
+from support import ROOT, pulumi_bin_dir
 
 @pytest.fixture
 def pulumi_env(tmp_path: Path) -> dict[str, str]:
@@ -40,14 +25,3 @@ def pulumi_env(tmp_path: Path) -> dict[str, str]:
     })
     (tmp_path / "pulumi-state").mkdir(exist_ok=True)
     return env
-
-
-def run_pulumi(args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600,
-               check: Optional[int] = 0) -> subprocess.CompletedProcess:
-    """Run the real pulumi CLI; fail with its output when the exit code is not `check`."""
-    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, env=dict(env), text=True,
-                            capture_output=True, timeout=timeout)
-    if check is not None and result.returncode != check:
-        pytest.fail(f"pulumi {' '.join(args)} exited {result.returncode} (expected {check})\n"
-                    f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}")
-    return result

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import ROOT, run_pulumi
+from support import ROOT, run_pulumi
 
 PROGRAM = '''
 import pulumi

@@ -1,0 +1,454 @@
+"""Shared plumbing for the orchestration benchmarks (sweep_overhead, nochange_preview).
+
+Why a throw-away project with trivial steps: these benchmarks measure orchestration (Pulumi, the
+providers, the backend's scheduling), not training. So the temp project's valohai.yaml has the same steps,
+parameters, inputs and pipeline as the real one, but each command is a few lines of Python that writes
+the output files the providers expect (and the train step sleeps S seconds).
+
+Everything runs on loopback, in temp directories: its own local backend, Pulumi home and file state.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator, Mapping, Optional
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from local_valohai.testing import LocalValohai  # noqa: E402
+from providers.client import ValohaiClient  # noqa: E402
+
+PROJECT_NAME = "valohai-sweep"  # the config namespace the stack program reads
+
+# --- the trivial project --------------------------------------------------------------------------
+
+STEP_SCRIPT = r'''"""Trivial stand-ins for the real steps: same parameters, inputs and output names, no ML."""
+import argparse, json, os, sys, time
+
+kind = sys.argv[1]
+parser = argparse.ArgumentParser()
+for name in ("harbors", "harbours", "exec_ids"):
+    parser.add_argument("--" + name, action="append", default=[])
+parser.add_argument("--dataset_name", default="harbor_A")
+parser.add_argument("--epochs", default="1")
+parser.add_argument("--sleep", type=float, default=0.0)
+args, _ = parser.parse_known_args(sys.argv[2:])
+out = os.environ.get("VH_OUTPUTS_DIR", "outputs")
+exec_id = os.environ.get("VH_EXECUTION_ID", "local")
+
+
+def write(name, text, meta=None):
+    path = os.path.join(out, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write(text)
+    if meta:
+        with open(path + ".metadata.json", "w") as fh:
+            json.dump(meta, fh)
+
+
+harbors = [h for value in args.harbors for h in value.split(",") if h]
+if kind == "generate":
+    write("images.zip", "not really a zip " + ",".join(harbors))
+    for h in harbors:
+        write(f"train_{h}.csv", f"image,category\n{h}_0.png,1\n")
+        write(f"test_labels_{h}.csv", f"image,category\n{h}_t0.png,2\n")
+elif kind == "preprocess":
+    h = args.dataset_name
+    write(f"train/preprocessed_data_{h}.npz", f"train {h} {exec_id}",
+          {"valohai.dataset-versions": [f"dataset://{h}_train/{exec_id}"]})
+    write(f"test/{h}/preprocessed_test_data_{h}.npz", f"test {h} {exec_id}",
+          {"valohai.dataset-versions": [f"dataset://{h}_test/{exec_id}"]})
+    print(json.dumps({"run_training_for": h}), flush=True)
+elif kind == "train":
+    time.sleep(args.sleep)
+    h, n = args.dataset_name, args.epochs
+    print(json.dumps({"epoch": int(n), "accuracy": 0.9, "loss": 0.1}), flush=True)
+    print(json.dumps({"val_accuracy": 0.8, "val_loss": 0.2}), flush=True)
+    write(f"model-{h}-epochs-{n}.keras", f"model {h} {n} {exec_id}")
+    write(f"metrics-{h}-epochs-{n}.json", json.dumps({"val_accuracy": 0.8, "epochs": int(n)}))
+elif kind == "predict":
+    harbours = [h for value in args.harbours for h in value.split(",") if h]
+    write("predictions.json", json.dumps({"harbours": harbours, "exec_ids": args.exec_ids}))
+    write("report/index.html", "<html><body>bench report</body></html>")
+else:
+    sys.exit(f"unknown step kind {kind!r}")
+'''
+
+VALOHAI_YAML = """\
+- step:
+    name: generate-harbors
+    image: python:3.11
+    command:
+      - python steps/bench_step.py generate {{parameters}}
+    parameters:
+      - name: harbors
+        type: string
+        default: [harbor_A, harbor_B]
+        multiple: separate
+        multiple-separator: ","
+      - name: image_size
+        type: integer
+        default: 64
+      - name: images_per_class
+        type: integer
+        default: 150
+      - name: test_images_per_harbor
+        type: integer
+        default: 50
+      - name: seed
+        type: integer
+        default: 42
+- step:
+    name: preprocess-dataset
+    image: python:3.11
+    command:
+      - python steps/bench_step.py preprocess {{parameters}}
+    inputs:
+      - name: dataset
+      - name: labels
+    parameters:
+      - name: dataset_name
+        type: string
+        default: harbor_A
+      - name: validation_split
+        type: float
+        default: 0.3
+      - name: image_size
+        type: integer
+        default: 64
+- step:
+    name: train
+    image: python:3.11
+    command:
+      - python steps/bench_step.py train --sleep {sleep} {{parameters}}
+    inputs:
+      - name: dataset
+        default: dataset://{{parameter:dataset_name}}_train/latest
+    parameters:
+      - name: dataset_name
+        type: string
+        default: harbor_A
+      - name: epochs
+        type: integer
+        default: 5
+      - name: learning_rate
+        type: float
+        default: 0.001
+      - name: batch_size
+        type: integer
+        default: 16
+      - name: seed
+        type: integer
+        default: 42
+- step:
+    name: predict-models
+    image: python:3.11
+    command:
+      - python steps/bench_step.py predict {{parameters}}
+    inputs:
+      - name: dataset
+        default:
+          - dataset://harbor_A_test/latest
+      - name: models
+        optional: true
+      - name: test_labels
+        optional: true
+    parameters:
+      - name: exec_ids
+        type: string
+        optional: true
+        multiple: separate
+        multiple-separator: ","
+      - name: harbours
+        type: string
+        default: [harbor_A, harbor_B]
+        multiple: separate
+        multiple-separator: ","
+- pipeline:
+    name: training-pipeline
+    nodes:
+      - name: preprocess
+        type: execution
+        step: preprocess-dataset
+      - name: train
+        type: execution
+        step: train
+    edges:
+      - [preprocess.metadata.run_training_for, train.parameter.dataset_name]
+"""
+
+PULUMI_YAML = """\
+name: {name}
+runtime: python
+main: program/
+options:
+  refresh: always
+"""
+
+SWEEP_PROGRAM = """\
+from pathlib import Path
+from providers.stack_program import build_stack
+
+build_stack(Path(__file__).resolve().parent.parent)
+"""
+
+PROBE_PROGRAM = """\
+import pulumi
+from providers.probe import ToolchainProbe
+
+count = int(pulumi.Config().require("count"))
+for i in range(count):
+    ToolchainProbe(f"probe-{i}", label=str(i))
+"""
+
+
+def harbor_names(count: int) -> list[str]:
+    return [f"harbor_{chr(ord('A') + i)}" if i < 26 else f"harbor_{i}" for i in range(count)]
+
+
+def write_sweep_project(root: Path, *, sleep: float) -> Path:
+    """The temp project: trivial steps, a Pulumi.yaml and a program calling build_stack(root)."""
+    (root / "steps").mkdir(parents=True, exist_ok=True)
+    (root / "program").mkdir(exist_ok=True)
+    (root / "steps" / "bench_step.py").write_text(STEP_SCRIPT)
+    (root / "valohai.yaml").write_text(VALOHAI_YAML.format(sleep=sleep))
+    (root / "Pulumi.yaml").write_text(PULUMI_YAML.format(name=PROJECT_NAME))
+    (root / "program" / "__main__.py").write_text(SWEEP_PROGRAM)
+    return root
+
+
+def write_sweep_stack(root: Path, stack: str, *, host: str, project: str, harbors: list[str],
+                      epochs: list[int]) -> None:
+    """Stack config in the shape of stacks/Pulumi.local.yaml; the token comes from VALOHAI_API_TOKEN."""
+    config = {"config": {
+        "valohai:host": host,
+        "valohai:project": project,
+        f"{PROJECT_NAME}:harbors": harbors,
+        f"{PROJECT_NAME}:epochs": epochs,
+        f"{PROJECT_NAME}:mode": "parallel",
+        f"{PROJECT_NAME}:training": {"learning_rate": 0.002, "batch_size": 32, "validation_split": 0.3},
+        f"{PROJECT_NAME}:data": {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 1, "seed": 42},
+        f"{PROJECT_NAME}:wait_timeout_minutes": "20",
+    }}
+    (root / f"Pulumi.{stack}.yaml").write_text(json.dumps(config, indent=2))  # JSON is YAML
+
+
+def write_probe_project(root: Path, stack: str, count: int) -> Path:
+    (root / "program").mkdir(parents=True, exist_ok=True)
+    (root / "Pulumi.yaml").write_text(PULUMI_YAML.format(name="vpac-bench-floor"))
+    (root / "program" / "__main__.py").write_text(PROBE_PROGRAM)
+    (root / f"Pulumi.{stack}.yaml").write_text(json.dumps({"config": {"vpac-bench-floor:count": str(count)}}))
+    return root
+
+
+# --- pulumi ---------------------------------------------------------------------------------------
+
+def pulumi_bin_dir() -> Path:
+    recorded = ROOT / ".pulumi" / "toolchain-dir"
+    if recorded.is_file():
+        return Path(recorded.read_text().strip())
+    found = shutil.which("pulumi")
+    if not found:
+        sys.exit("pulumi is not installed: run `make setup`")
+    return Path(found).parent
+
+
+def pulumi_env(work: Path, token: Optional[str]) -> dict[str, str]:
+    """A private Pulumi home and file backend under `work`, offline, with the venv's Python."""
+    env = dict(os.environ)
+    (work / "pulumi-state").mkdir(parents=True, exist_ok=True)
+    env.update({
+        "PATH": f"{pulumi_bin_dir()}{os.pathsep}{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "PULUMI_HOME": str(work / "pulumi-home"),
+        "PULUMI_BACKEND_URL": f"file://{work / 'pulumi-state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "bench-passphrase",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_PYTHON_CMD": str(ROOT / ".venv" / "bin" / "python"),
+        "PULUMI_SKIP_CONFIRMATIONS": "true",
+    })
+    env.pop("PULUMI_ACCESS_TOKEN", None)
+    if token:
+        env["VALOHAI_API_TOKEN"] = token
+    return env
+
+
+class PulumiFailed(RuntimeError):
+    pass
+
+
+def pulumi(args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600,
+           ok: tuple[int, ...] = (0,)) -> tuple[float, subprocess.CompletedProcess]:
+    """Run the real CLI; return (wall seconds, result). Raises with the output tail on a bad exit."""
+    started = time.perf_counter()
+    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, env=dict(env), text=True,
+                            capture_output=True, timeout=timeout)
+    seconds = time.perf_counter() - started
+    if result.returncode not in ok:
+        raise PulumiFailed(f"pulumi {' '.join(args)} exited {result.returncode}\n--- stdout\n"
+                           f"{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-3000:]}")
+    return seconds, result
+
+
+def init_stack(cwd: Path, env: Mapping[str, str], stack: str) -> None:
+    pulumi(["stack", "init", stack], cwd, env, timeout=120)
+
+
+# --- backend --------------------------------------------------------------------------------------
+
+@contextmanager
+def backend(work: Path, workers: int) -> Iterator[LocalValohai]:
+    server = LocalValohai(work / "backend-data", port=0, workers=workers)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def api(server: LocalValohai) -> ValohaiClient:
+    return ValohaiClient(server.url, server.token)
+
+
+def create_project(server: LocalValohai, name: str) -> dict:
+    return api(server).create_project(name, "benchmark")
+
+
+# --- a counting reverse proxy ---------------------------------------------------------------------
+
+_ID_SEGMENT = re.compile(r"^(~?[0-9a-f]{8,}|[0-9a-f-]{32,36}|\d+)$")
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+               "transfer-encoding", "upgrade", "content-length"}
+
+
+def endpoint(method: str, path: str) -> str:
+    """`GET /api/v0/pipelines/<uuid>/` -> `GET pipelines/{id}/` (query dropped)."""
+    path = urlsplit(path).path
+    path = path[len("/api/v0/"):] if path.startswith("/api/v0/") else path
+    return f"{method} " + "/".join("{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/"))
+
+
+class CountingProxy:
+    """Loopback HTTP proxy in front of the backend that counts every request by endpoint.
+
+    The providers see only the proxy's URL (valohai:host), so what it counts is exactly what they send.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        parsed = urlsplit(upstream)
+        self.upstream_host, self.upstream_port = parsed.hostname, parsed.port
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _forward(self):
+                with proxy._lock:
+                    proxy.counts[endpoint(self.command, self.path)] += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                finally:
+                    conn.close()
+                self.send_response(response.status, response.reason)
+                for key, value in response.getheaders():
+                    if key.lower() not in _HOP_BY_HOP:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "CountingProxy":
+        self._thread.start()
+        return self
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counts.clear()
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.counts)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- reporting ------------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        mem = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.splitlines()[1].split()[1]
+    except (OSError, IndexError):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{os.cpu_count()} cores ({cpu}), {mem} RAM, load {load:.1f} at start, Python "
+            f"{platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{median(values):.2f} (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})"
+
+
+def temp_dir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def parse_time(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=timezone.utc).timestamp()

@@ -1,0 +1,110 @@
+"""Pure-ASGI middleware: path normalisation, token auth and fault injection.
+
+Pure ASGI (not BaseHTTPMiddleware) keeps the per-request overhead small.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import random
+import re
+import threading
+from typing import Any
+
+SIGNED_DOWNLOAD = re.compile(r"^/api/v0/data/[^/]+/signed-download/$")
+MULTI_SLASH = re.compile(r"/{2,}")
+
+
+async def _send_json(send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        + (headers or []),
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+class NormalizePath:
+    """Collapse `//` (the CLI's pipeline stop URL) and add the trailing slash valohai-utils omits."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            path = MULTI_SLASH.sub("/", scope["path"])
+            if not path.endswith("/"):
+                path += "/"
+            if path != scope["path"]:
+                scope = dict(scope, path=path, raw_path=path.encode())
+        await self.app(scope, receive, send)
+
+
+class TokenAuth:
+    """`Authorization: Token <t>` on every path except the signed download (which carries its own HMAC)."""
+
+    def __init__(self, app, token: str) -> None:
+        self.app = app
+        self.expected = f"Token {token}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or SIGNED_DOWNLOAD.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        if header is None:
+            await _send_json(send, 401, {"detail": "Authentication credentials were not provided."},
+                             [(b"www-authenticate", b"Token")])
+            return
+        if not hmac.compare_digest(header, self.expected):
+            await _send_json(send, 401, {"detail": "Invalid token."}, [(b"www-authenticate", b"Token")])
+            return
+        await self.app(scope, receive, send)
+
+
+class DroppedConnection(Exception):
+    """Raised after a partial response so the server closes the socket: the client sees a broken read."""
+
+
+class FaultInjection:
+    """Seeded random failures for client robustness tests; with `after_commit`, the request runs first."""
+
+    KINDS = ("500", "502", "503", "429", "drop")
+
+    def __init__(self, app, rate: float, seed: int, after_commit: bool) -> None:
+        self.app = app
+        self.rate = rate
+        self.after_commit = after_commit
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+
+    def _draw(self) -> str | None:
+        with self.lock:
+            if self.random.random() >= self.rate:
+                return None
+            return self.random.choice(self.KINDS)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or self.rate <= 0 or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        kind = self._draw()
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        if self.after_commit:
+            async def discard(message) -> None:
+                return None
+
+            await self.app(scope, receive, discard)
+        if kind == "drop":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            await send({"type": "http.response.body", "body": b'{"injected', "more_body": True})
+            raise DroppedConnection("injected fault: dropped connection")
+        status = int(kind)
+        headers = [(b"retry-after", b"1")] if status == 429 else []
+        await _send_json(send, status, {"detail": f"Injected fault ({status}) from LOCAL_VALOHAI_FAULT_RATE."}, headers)

@@ -1,0 +1,1 @@
+"""One router per API area, all mounted under /api/v0/."""

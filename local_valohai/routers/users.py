@@ -1,0 +1,25 @@
+"""`users/me/`, `environments/`, `server/`: what clients ask before doing anything else."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from .. import __version__
+from ..serializers import LOCAL_ENVIRONMENT, LOCAL_USER
+
+router = APIRouter()
+
+
+@router.get("/users/me/")
+async def users_me() -> dict:
+    return LOCAL_USER
+
+
+@router.get("/environments/")
+async def environments() -> dict:
+    return {"count": 1, "next": None, "previous": None, "results": [LOCAL_ENVIRONMENT]}
+
+
+@router.get("/server/")
+async def server() -> dict:
+    return {"flavor": "local-valohai", "version": __version__}

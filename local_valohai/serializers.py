@@ -1,0 +1,261 @@
+"""Rows → Valohai-shaped JSON (valohai-api.md §3). URLs are built from the caller's own host.
+
+The CLI follows server-supplied URLs and sends its token only to the host it logged into, so every `url`
+must use the request's scheme, host and port.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .store import Store, loads
+
+LOCAL_USER = {"id": 1, "username": "local", "email": "local@localhost"}
+LOCAL_ENVIRONMENT = {
+    "id": "00000000-0000-4000-8000-000000000001",
+    "name": "Local machine",
+    "slug": "local",
+    "description": "Runs steps as subprocesses of the local backend",
+    "gpu_spec": "",
+    "per_hour_price_usd": "0.0",
+    "per_user_queue_quota": 0,
+    "unfinished_job_count": 0,
+}
+INCOMPLETE = ("created", "queued", "started", "stopping")
+TERMINAL = ("complete", "error", "crashed", "stopped")
+
+
+def _owner() -> dict[str, Any]:
+    return {"id": LOCAL_USER["id"], "username": LOCAL_USER["username"]}
+
+
+def project_dict(store: Store, row: sqlite3.Row, base: str, *, summary: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "owner": _owner(),
+        "ctime": row["ctime"] + "Z",
+        "mtime": row["mtime"] + "Z",
+        "url": f"{base}/api/v0/projects/{row['id']}/",
+        "urls": {"display": f"{base}/p/{row['id']}/"},
+        "yaml_path": row["yaml_path"],
+        "environment_variables": loads(row["environment_variables"]) or {},
+    }
+    if summary:
+        counts = {r["status"]: r["n"] for r in store.all(
+            "SELECT status, COUNT(*) AS n FROM executions WHERE project_id=? AND deleted=0 GROUP BY status",
+            (row["id"],),
+        )}
+        data["execution_summary"] = {"count": sum(counts.values()), **{f"{k}_count": v for k, v in counts.items()}}
+    return data
+
+
+def commit_dict(row: sqlite3.Row, base: str, *, include_config: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "identifier": row["identifier"],
+        "ref": row["ref"],
+        "commit_time": row["ctime"] + "Z",
+        "adhoc": bool(row["adhoc"]),
+        "url": f"{base}/api/v0/commits/{row['identifier']}/?project={row['project_id']}",
+        "repository": None,
+        "description": row["description"],
+        "yaml_path": row["yaml_path"],
+        "project_id": row["project_id"],
+        "ref_names": [row["ref"]],
+        "urls": {"display": f"{base}/p/{row['project_id']}/commits/{row['identifier']}/"},
+    }
+    if include_config:
+        import yaml
+
+        data["config"] = yaml.safe_load(row["config_yaml"])
+    return data
+
+
+def datum_dict(row: sqlite3.Row, base: str, counter: int | None = None) -> dict[str, Any]:
+    output_execution = None
+    if row["output_execution_id"]:
+        output_execution = {"id": row["output_execution_id"], "counter": counter}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "size": row["size"],
+        "ctime": row["ctime"] + "Z",
+        "file_ctime": row["ctime"] + "Z",
+        "file_mtime": row["ctime"] + "Z",
+        "uri": f"datum://{row['id']}",
+        "url": f"{base}/api/v0/data/{row['id']}/",
+        "purged": bool(row["purged"]),
+        "deleted": bool(row["deleted"]),
+        "md5": row["md5"],
+        "sha1": row["sha1"],
+        "sha256": row["sha256"],
+        "project": row["project_id"],
+        "metadata": loads(row["metadata"]) or [],
+        "tags": loads(row["tags"]) or [],
+        "output_execution": output_execution,
+    }
+
+
+def _duration(row: sqlite3.Row) -> float | None:
+    from datetime import datetime
+
+    if not row["start_time"]:
+        return None
+    start = datetime.fromisoformat(row["start_time"])
+    end = datetime.fromisoformat(row["end_time"]) if row["end_time"] else None
+    if end is None:
+        from datetime import timezone
+
+        end = datetime.now(timezone.utc).replace(tzinfo=None)
+    return round((end - start).total_seconds(), 3)
+
+
+def execution_dict(
+    store: Store, row: sqlite3.Row, base: str, *, exclude: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    eid = row["id"]
+    url = f"{base}/api/v0/executions/{eid}/"
+    project = store.one("SELECT * FROM projects WHERE id=?", (row["project_id"],))
+    commit = store.one(
+        "SELECT * FROM commits WHERE project_id=? AND identifier=?", (row["project_id"], row["commit_identifier"])
+    )
+    pipeline_counter = None
+    if row["pipeline_id"]:
+        prow = store.one("SELECT counter FROM pipelines WHERE id=?", (row["pipeline_id"],))
+        pipeline_counter = prow["counter"] if prow else None
+    data: dict[str, Any] = {
+        "id": eid,
+        "counter": row["counter"],
+        "status": row["status"],
+        "status_detail": row["status_detail"],
+        "step": row["step"],
+        "title": row["title"] or row["step"],
+        "ctime": row["ctime"] + "Z",
+        "mtime": row["mtime"] + "Z",
+        "start_time": row["start_time"] + "Z" if row["start_time"] else None,
+        "end_time": row["end_time"] + "Z" if row["end_time"] else None,
+        "duration": _duration(row),
+        "project": project_dict(store, project, base) if project else None,
+        "commit": commit_dict(commit, base) if commit else {"identifier": row["commit_identifier"]},
+        "environment": LOCAL_ENVIRONMENT,
+        "image": row["image"],
+        "command": row["command"],
+        "interpolated_command": row["command"],
+        "parameters": loads(row["parameters"]) or {},
+        "inputs": [{"name": name, "urls": urls} for name, urls in (loads(row["inputs"]) or {}).items()],
+        "environment_variables": loads(row["environment_variables"]) or {},
+        "runtime_config": loads(row["runtime_config"]) or {},
+        "time_limit": row["time_limit"],
+        "tags": loads(row["tags"]) or [],
+        "creator": _owner(),
+        "deleted": bool(row["deleted"]),
+        "priority": 0,
+        "task": None,
+        "pipeline": row["pipeline_id"],
+        "pipeline_node": row["pipeline_node_id"],
+        "pipeline_counter": pipeline_counter,
+        "exit_code": row["exit_code"],
+        "url": url,
+        "urls": {
+            "display": f"{base}/p/{row['project_id']}/executions/{eid}/",
+            "stop": f"{url}stop/",
+            "copy": f"{base}/p/{row['project_id']}/executions/create/?from={eid}",
+        },
+    }
+    if "metadata" not in exclude:
+        data["cumulative_metadata"] = loads(row["cumulative_metadata"]) or None
+    if "outputs" not in exclude:
+        data["outputs"] = [
+            datum_dict(d, base, row["counter"])
+            for d in store.all("SELECT * FROM datums WHERE output_execution_id=? ORDER BY name", (eid,))
+        ]
+    return data
+
+
+def pipeline_dict(store: Store, row: sqlite3.Row, base: str) -> dict[str, Any]:
+    pid = row["id"]
+    url = f"{base}/api/v0/pipelines/{pid}/"
+    project = store.one("SELECT * FROM projects WHERE id=?", (row["project_id"],))
+    nodes = []
+    for n in store.all("SELECT * FROM nodes WHERE pipeline_id=? ORDER BY position", (pid,)):
+        execution = None
+        if n["execution_id"]:
+            erow = store.one("SELECT * FROM executions WHERE id=?", (n["execution_id"],))
+            execution = execution_dict(store, erow, base) if erow else None
+        nodes.append({
+            "id": n["id"],
+            "name": n["name"],
+            "type": n["type"],
+            "status": n["status"],
+            "pipeline": pid,
+            "on_error": n["on_error"],
+            "log": loads(n["log"]) or [],
+            "execution": execution,
+        })
+    edges = [
+        {
+            "id": e["id"],
+            "pipeline": pid,
+            "source_node": e["source_node"],
+            "source_type": e["source_type"],
+            "source_key": e["source_key"],
+            "target_node": e["target_node"],
+            "target_type": e["target_type"],
+            "target_key": e["target_key"],
+            "configuration": loads(e["configuration"]) or {},
+        }
+        for e in store.all("SELECT * FROM edges WHERE pipeline_id=? ORDER BY position", (pid,))
+    ]
+    return {
+        "id": pid,
+        "counter": row["counter"],
+        "title": row["title"],
+        "status": row["status"],
+        "tags": loads(row["tags"]) or [],
+        "creator": _owner(),
+        "ctime": row["ctime"] + "Z",
+        "mtime": row["mtime"] + "Z",
+        "deleted": bool(row["deleted"]),
+        "project": project_dict(store, project, base) if project else None,
+        "parameters": loads(row["parameters"]) or {},
+        "url": url,
+        "urls": {"display": f"{base}/p/{row['project_id']}/pipelines/{pid}/", "stop": f"{url}stop/"},
+        "log": loads(row["log"]) or [],
+        "nodes": nodes,
+        "edges": edges,
+    }
+
+
+def dataset_version_dict(store: Store, row: sqlite3.Row, dataset: sqlite3.Row, base: str) -> dict[str, Any]:
+    files = store.all(
+        "SELECT d.* FROM dataset_version_files f JOIN datums d ON d.id=f.datum_id "
+        "WHERE f.version_id=? ORDER BY f.position",
+        (row["id"],),
+    )
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "uri": f"dataset://{dataset['name']}/{row['name']}",
+        "dataset": {"id": dataset["id"], "name": dataset["name"]},
+        "ctime": row["ctime"] + "Z",
+        "output_execution": row["output_execution_id"],
+        "file_count": len(files),
+        "url": f"{base}/api/v0/dataset-versions/{row['id']}/",
+        "files": [{"datum": datum_dict(f, base)} for f in files],
+    }
+
+
+def dataset_dict(store: Store, row: sqlite3.Row, base: str) -> dict[str, Any]:
+    versions = store.all("SELECT * FROM dataset_versions WHERE dataset_id=? ORDER BY seq", (row["id"],))
+    latest = versions[-1] if versions else None
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "project": row["project_id"],
+        "ctime": row["ctime"] + "Z",
+        "url": f"{base}/api/v0/datasets/{row['id']}/",
+        "latest_version": {"id": latest["id"], "name": latest["name"]} if latest else None,
+        "versions": [{"id": v["id"], "name": v["name"], "ctime": v["ctime"] + "Z"} for v in versions],
+    }

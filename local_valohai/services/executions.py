@@ -1,0 +1,207 @@
+"""Validating and creating executions: shared by `POST executions/` and the pipeline scheduler.
+
+All checks happen before any row is written, and the insert runs inside the caller's transaction, so a
+rejected request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from valohai_yaml.excs import InvalidType, ValidationErrors
+from valohai_yaml.objs import Step
+
+from ..errors import ApiError, bad_request
+from ..store import Store, Transaction, dumps, new_id, now_iso
+from .commits import commit_config, resolve_commit
+from .inputs import resolve_uri
+
+PARAM_REF = re.compile(r"\{parameter(?:-value)?:([^}]+)\}")
+
+
+@dataclass
+class ExecutionSpec:
+    """What a caller asks for; field names follow the `POST executions/` payload."""
+
+    project_id: str
+    step: str
+    commit: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    environment_variables: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    runtime_config: dict[str, Any] = field(default_factory=dict)
+    time_limit: Any = None
+    title: str | None = None
+    image: str | None = None
+    command: Any = None
+    pipeline_id: str | None = None
+    pipeline_node_id: str | None = None
+
+
+def safe_name(value: str, what: str, field_name: str) -> str:
+    """Names that become directories must not escape them."""
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\x00" in value:
+        raise bad_request(field_name, f"Invalid {what} {value!r}: must be a relative name without '..'")
+    return value
+
+
+def find_step(config, step_name: str, commit_identifier: str) -> Step:
+    step = config.steps.get(step_name)
+    if step is None:
+        available = ", ".join(sorted(config.steps)) or "none"
+        raise bad_request(
+            "step", f"Step {step_name!r} not found in valohai.yaml of commit {commit_identifier} (available: {available})"
+        )
+    return step
+
+
+def validate_parameters(step: Step, given: Any, field_name: str = "parameters") -> dict[str, Any]:
+    """Cast and check each value with valohai-yaml's Parameter.validate; unknown names are errors."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise bad_request(field_name, "Expected an object mapping parameter names to values")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in given.items():
+        param = step.parameters.get(name)
+        if param is None:
+            problems.append(f"Unknown parameter {name!r} for step {step.name!r}")
+            continue
+        if value is None or (value == "" and param.type != "string"):
+            continue
+        if param.type == "flag":
+            if isinstance(value, str):
+                value = value.strip().lower() in ("1", "true", "yes", "on")
+            values[name] = bool(value)
+            continue
+        if param.multiple and not isinstance(value, list):
+            value = [value]
+        try:
+            values[name] = param.validate(value)
+        except ValidationErrors as exc:
+            problems.append(f"{name}: " + "; ".join(str(getattr(e, "message", e)) for e in exc.errors))
+        except (InvalidType, TypeError, ValueError) as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise ApiError(400, {field_name: problems})
+    return values
+
+
+def interpolate(uri: str, parameters: dict[str, Any], field_name: str) -> str:
+    def repl(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in parameters or parameters[name] is None:
+            raise bad_request(field_name, f"{uri}: parameter {name!r} has no value to interpolate")
+        value = parameters[name]
+        return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return PARAM_REF.sub(repl, uri)
+
+
+def _time_limit(spec_value: Any, step: Step) -> int | None:
+    value = spec_value if spec_value not in (None, "") else step.time_limit
+    if value in (None, ""):
+        return None
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    try:
+        seconds = int(float(value))
+    except (TypeError, ValueError) as exc:
+        raise bad_request("time_limit", f"Expected a number of seconds, got {value!r}") from exc
+    if seconds < 0:
+        raise bad_request("time_limit", "Must not be negative")
+    return seconds or None
+
+
+def _string_list(value: Any, field_name: str) -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad_request(field_name, "Expected a list of strings")
+    return value
+
+
+def create_execution(tx: Transaction, store: Store, secret: str, spec: ExecutionSpec) -> str:
+    """Validate everything, then insert one `created` execution; returns its id."""
+    commit = resolve_commit(store, spec.project_id, spec.commit)
+    config = commit_config(commit)
+    step = find_step(config, spec.step, commit["identifier"])
+
+    given = validate_parameters(step, spec.parameters)
+    parameters = {**step.get_parameter_defaults(include_flags=True), **given}
+    command_override = spec.command or None
+    try:
+        command = " && ".join(step.build_command(given, command=command_override))
+    except (InvalidType, ValueError, TypeError) as exc:
+        raise bad_request("parameters", f"Cannot build the command: {exc}") from exc
+
+    if spec.inputs is not None and not isinstance(spec.inputs, dict):
+        raise bad_request("inputs", "Expected an object mapping input names to lists of URIs")
+    for name in spec.inputs or {}:
+        safe_name(name, "input name", "inputs")
+        if name not in step.inputs:
+            raise bad_request("inputs", f"Unknown input {name!r} for step {step.name!r}")
+    input_uris: dict[str, list[str]] = {}
+    input_files: dict[str, list[dict[str, Any]]] = {}
+    for name, inp in step.inputs.items():
+        raw = (spec.inputs or {}).get(name)
+        if raw is None:
+            raw = inp.default
+        urls = [raw] if isinstance(raw, str) else list(raw or [])
+        urls = [interpolate(u, parameters, "inputs") if isinstance(u, str) else u for u in urls if u != ""]
+        if not urls and not inp.optional:
+            raise bad_request("inputs", f"Input {name!r} of step {step.name!r} is required (no default and no URI given)")
+        files: list[dict[str, Any]] = []
+        for url in urls:
+            files.extend(resolve_uri(store, secret, spec.project_id, url, "inputs"))
+        keep = str(getattr(inp.keep_directories, "value", inp.keep_directories) or "none").lower()
+        for entry in files:
+            if keep in ("full", "suffix", "true"):
+                entry["name"] = entry["relpath"]
+            safe_name(entry["name"], "input file name", "inputs")
+        if inp.filename and len(files) == 1:
+            files[0]["name"] = safe_name(inp.filename, "input filename", "inputs")
+        input_uris[name] = urls
+        input_files[name] = files
+
+    env = {k: v.default for k, v in step.environment_variables.items() if v.default is not None}
+    if spec.environment_variables not in (None, ""):
+        if not isinstance(spec.environment_variables, dict):
+            raise bad_request("environment_variables", "Expected an object mapping names to string values")
+        for key, value in spec.environment_variables.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise bad_request("environment_variables", f"Invalid environment variable name {key!r}")
+            env[key] = "" if value is None else str(value)
+    tags = _string_list(spec.tags, "tags")
+    if spec.runtime_config not in (None, "") and not isinstance(spec.runtime_config, dict):
+        raise bad_request("runtime_config", "Expected an object")
+    time_limit = _time_limit(spec.time_limit, step)
+
+    execution_id = new_id()
+    counter = tx.execute(
+        "SELECT COALESCE(MAX(counter), 0) + 1 FROM executions WHERE project_id=?", (spec.project_id,)
+    ).fetchone()[0]
+    now = now_iso()
+    tx.execute(
+        "INSERT INTO executions (id, project_id, counter, status, step, title, commit_identifier, ctime, mtime,"
+        " parameters, inputs, input_files, environment_variables, tags, runtime_config, time_limit, image,"
+        " command, pipeline_id, pipeline_node_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            execution_id, spec.project_id, counter, "created", step.name, spec.title, commit["identifier"], now, now,
+            dumps(parameters), dumps(input_uris), dumps(input_files), dumps(env), dumps(tags),
+            dumps(spec.runtime_config or {}), time_limit, spec.image or step.image, command,
+            spec.pipeline_id, spec.pipeline_node_id,
+        ),
+    )
+    tx.execute(
+        "INSERT INTO events (execution_id, time, stream, message) VALUES (?,?,?,?)",
+        (execution_id, now, "status", "Execution created"),
+    )
+    return execution_id

@@ -1,0 +1,34 @@
+"""Helpers shared by every test folder: the project root and running the real pulumi CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Mapping, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pulumi_bin_dir() -> Path:
+    """The toolchain `make setup` recorded (the env script puts it first on PATH)."""
+    recorded = ROOT / ".pulumi" / "toolchain-dir"
+    if recorded.is_file():
+        return Path(recorded.read_text().strip())
+    found = shutil.which("pulumi")
+    if not found:
+        pytest.fail("pulumi is not installed: run `make setup`")
+    return Path(found).parent
+
+
+def run_pulumi(args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600,
+               check: Optional[int] = 0) -> subprocess.CompletedProcess:
+    """Run the real pulumi CLI; fail with its output when the exit code is not `check`."""
+    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, env=dict(env), text=True,
+                            capture_output=True, timeout=timeout)
+    if check is not None and result.returncode != check:
+        pytest.fail(f"pulumi {' '.join(args)} exited {result.returncode} (expected {check})\n"
+                    f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}")
+    return result
