@@ -162,7 +162,8 @@ def write_readme(lines: list[str], args: argparse.Namespace) -> None:
     """Replace only this benchmark's section of bench/README.md."""
     text = README.read_text() if README.exists() else "# Benchmarks\n"
     block = (f"{SECTION}\n\nLoopback, {args.threads} client threads, {args.workers} runner workers, "
-             f"{time.strftime('%Y-%m-%d')}, this machine ({__import__('os').cpu_count()} cores, shared):\n\n```\n"
+             f"{time.strftime('%Y-%m-%d')}, this machine ({__import__('os').cpu_count()} cores, shared). The queued "
+             "no-op executions run while the reads happen, on the same cores as the server and the client:\n\n```\n"
              + "\n".join(lines) + "\n```\n")
     if SECTION in text:
         start = text.index(SECTION)

@@ -1,6 +1,6 @@
 """Sweep wall time: `pulumi up` of a fresh stack vs the seed's parallel script, on the same local backend.
 
-    python bench/sweep_overhead.py            # N = 4 (2x2) and 16 (4x4) cells, S = 5 s, 3 repeats
+    python bench/sweep_overhead.py            # N = 4 (2x2) and 16 (4x4) cells, S = 5 s, 2 repeats
     python bench/sweep_overhead.py --quick    # N = 4 only, 1 repeat
 
 What is compared, in one run and alternating which goes first:
@@ -107,9 +107,10 @@ def run_seed(server, root: Path, project_name: str, sweep_raw: dict) -> dict[str
 
 # --- (a) ours -------------------------------------------------------------------------------------
 
-def critical_path(api, project_id: str) -> dict[str, float]:
-    """The longest chain of step run times, from the backend's start/end times."""
+def critical_path(api, project_id: str, up_started: float, up_ended: float) -> dict[str, float]:
+    """The longest chain of step run times, from the backend's start/end times, and where the rest went."""
     executions = api.list_executions(project_id)
+    t = h.parse_time
     runtime = {e["id"]: (h.parse_time(e["end_time"]) or 0) - (h.parse_time(e["start_time"]) or 0) for e in executions}
     by_step: dict[str, list[dict]] = {}
     for e in executions:
@@ -122,8 +123,19 @@ def critical_path(api, project_id: str) -> dict[str, float]:
     cell = max(cells.values())
     first_start = min(h.parse_time(e["start_time"]) for e in executions)
     last_end = max(h.parse_time(e["end_time"]) for e in executions)
+    gen_created = min(t(e["ctime"]) for e in by_step["generate-harbors"])
+    gen_end = max(t(e["end_time"]) for e in by_step["generate-harbors"])
+    cells_created = min(t(e["ctime"]) for e in by_step["preprocess-dataset"])
+    train_end = max(t(e["end_time"]) for e in by_step["train"])
+    predict_e = by_step["predict-models"][0]
     return {"critical": generation + cell + predict, "generation": generation, "cell": cell, "predict": predict,
-            "backend_span": last_end - first_start}
+            "backend_span": last_end - first_start,
+            # where the wall time outside the steps went:
+            "to_first_step": gen_created - up_started,       # CLI, program, preview (+refresh), code upload
+            "gen_to_cells": cells_created - gen_end,          # generation wait poll, outputs, 4-at-a-time creates
+            "cells_to_predict": t(predict_e["ctime"]) - train_end,  # sweep wait poll + result collection
+            "after_predict": up_ended - t(predict_e["end_time"]),   # prediction poll, report download, CLI exit
+            }
 
 
 def run_ours(server, root: Path, work: Path, stack: str, project_name: str, sweep_raw: dict) -> dict[str, float]:
@@ -133,11 +145,13 @@ def run_ours(server, root: Path, work: Path, stack: str, project_name: str, swee
                         epochs=list(sweep_raw["epochs"]))
     env = h.pulumi_env(work, server.token)
     h.init_stack(root, env, stack)
+    up_started = time.time()
     up, _ = h.pulumi(["up", "--yes", "-s", stack], root, env)
+    up_ended = time.time()
     noop, result = h.pulumi(["up", "--yes", "-s", stack], root, env)
     if "unchanged" not in result.stdout or any(w in result.stdout for w in (" created", " replaced", " updated")):
         raise RuntimeError(f"the second `up` was not a no-op:\n{result.stdout[-3000:]}")
-    return {"up": up, "noop_up": noop, **critical_path(api, project["id"])}
+    return {"up": up, "noop_up": noop, **critical_path(api, project["id"], up_started, up_ended)}
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -146,7 +160,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 4 only, 1 repeat (a smoke run)")
     parser.add_argument("--cells", type=int, nargs="+", choices=sorted(SHAPES), help="sweep sizes (default 4 16)")
-    parser.add_argument("--repeats", type=int, help="runs per size (default 3, quick 1)")
+    parser.add_argument("--repeats", type=int, help="runs per size (default 2, quick 1)")
     parser.add_argument("--sleep", type=float, default=5.0, help="seconds the train step sleeps (S, default 5)")
     args = parser.parse_args()
     sizes = args.cells or ([4] if args.quick else [4, 16])
@@ -172,8 +186,10 @@ def main() -> int:
                         ours_runs.append(res)
                         print(f"  N={n:>2} run {r + 1}: ours  up {res['up']:6.2f} s   no-op up {res['noop_up']:5.2f} s   "
                               f"critical path {res['critical']:5.2f} s (gen {res['generation']:.2f} + cell "
-                              f"{res['cell']:.2f} + predict {res['predict']:.2f}), backend span {res['backend_span']:.2f} s",
-                              flush=True)
+                              f"{res['cell']:.2f} + predict {res['predict']:.2f})\n"
+                              f"                    outside the steps: start->1st step {res['to_first_step']:.2f}, "
+                              f"gen->cells {res['gen_to_cells']:.2f}, cells->predict {res['cells_to_predict']:.2f}, "
+                              f"predict->exit {res['after_predict']:.2f}", flush=True)
                     else:
                         res = run_seed(server, root, f"seed-{n}-{r}", sweep_raw)
                         seed_runs.append(res)

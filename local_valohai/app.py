@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from .backend import Backend
 from .errors import ApiError
-from .middleware import FaultInjection, NormalizePath, TokenAuth
+from .middleware import DroppedConnection, FaultInjection, NormalizePath, TokenAuth, hide_injected_drops
 from .routers import data, executions, pipelines, projects, users
 from .settings import Settings
 
@@ -49,9 +49,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DroppedConnection):
+            raise exc  # let the server close the socket mid-response, as injected
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": f"Internal server error: {type(exc).__name__}"}, status_code=500)
 
+    if settings.fault_rate > 0:
+        log.warning("fault injection on: rate %.2f, seed %d, after commit %s", settings.fault_rate,
+                    settings.fault_seed, settings.fault_after_commit)
+        hide_injected_drops()
     # add_middleware wraps outermost last: NormalizePath → TokenAuth → FaultInjection → routes.
     app.add_middleware(FaultInjection, rate=settings.fault_rate, seed=settings.fault_seed,
                        after_commit=settings.fault_after_commit)

@@ -48,7 +48,11 @@ def serve(args: argparse.Namespace) -> None:
     print(f"local-valohai listening on http://{host}:{port}", flush=True)
     print(f"token: {settings.token}", flush=True)
     print(f"data dir: {settings.data_dir} (workers: {settings.workers})", flush=True)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises SIGINT after its graceful shutdown; that is a clean stop
+        pass
+    print("local-valohai stopped", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,7 +36,7 @@ class NormalizePath:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             path = MULTI_SLASH.sub("/", scope["path"])
-            if not path.endswith("/"):
+            if not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:  # not for openapi.json
                 path += "/"
             if path != scope["path"]:
                 scope = dict(scope, path=path, raw_path=path.encode())
@@ -108,3 +108,21 @@ class FaultInjection:
         status = int(kind)
         headers = [(b"retry-after", b"1")] if status == 429 else []
         await _send_json(send, status, {"detail": f"Injected fault ({status}) from LOCAL_VALOHAI_FAULT_RATE."}, headers)
+
+
+class _HideInjectedDrops:
+    """uvicorn logs a traceback for every dropped connection; injected ones are expected, so hide them."""
+
+    def filter(self, record) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, DroppedConnection):
+                return False
+            exc = exc.__cause__ or exc.__context__
+        return True
+
+
+def hide_injected_drops() -> None:
+    import logging
+
+    logging.getLogger("uvicorn.error").addFilter(_HideInjectedDrops())

@@ -7,7 +7,10 @@ must use the request's scheme, host and port.
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timezone
 from typing import Any
+
+import yaml
 
 from .store import Store, loads
 
@@ -67,8 +70,6 @@ def commit_dict(row: sqlite3.Row, base: str, *, include_config: bool = False) ->
         "urls": {"display": f"{base}/p/{row['project_id']}/commits/{row['identifier']}/"},
     }
     if include_config:
-        import yaml
-
         data["config"] = yaml.safe_load(row["config_yaml"])
     return data
 
@@ -99,15 +100,11 @@ def datum_dict(row: sqlite3.Row, base: str, counter: int | None = None) -> dict[
 
 
 def _duration(row: sqlite3.Row) -> float | None:
-    from datetime import datetime
-
     if not row["start_time"]:
         return None
     start = datetime.fromisoformat(row["start_time"])
     end = datetime.fromisoformat(row["end_time"]) if row["end_time"] else None
     if end is None:
-        from datetime import timezone
-
         end = datetime.now(timezone.utc).replace(tzinfo=None)
     return round((end - start).total_seconds(), 3)
 

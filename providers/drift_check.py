@@ -65,7 +65,9 @@ def classify(type_name: str, urn: str, id_: str, outputs: dict) -> Optional[Drif
 
 
 def run_pulumi(args: list[str], cwd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, text=True, capture_output=True)
+    # PULUMI_SKIP_CONFIRMATIONS means `--yes`, which `refresh --preview-only` refuses.
+    env = {k: v for k, v in os.environ.items() if k != "PULUMI_SKIP_CONFIRMATIONS"}
+    return subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, env=env, text=True, capture_output=True)
 
 
 def check(stack: str, cwd: str) -> tuple[int, list[Drift], str]:

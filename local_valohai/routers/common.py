@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -12,7 +11,6 @@ from fastapi import Request
 from ..backend import Backend
 from ..errors import ApiError, bad_request, not_found
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
 

@@ -6,12 +6,13 @@ import hashlib
 import io
 import tarfile
 import threading
+import uuid
 from pathlib import Path, PurePosixPath
 
 import valohai_yaml
 from valohai_yaml.objs import Config
 
-from ..errors import ApiError, bad_request
+from ..errors import bad_request
 from ..settings import Settings
 from ..store import Store, now_iso
 
@@ -76,7 +77,7 @@ def import_package(
     settings.commits_dir.mkdir(parents=True, exist_ok=True)
     tar_path = settings.commits_dir / f"{identifier[1:]}.tgz"
     if not tar_path.exists():
-        tmp = tar_path.with_suffix(".tmp")
+        tmp = tar_path.with_name(f"{tar_path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)
         tmp.replace(tar_path)
     with store.write() as tx:
@@ -124,5 +125,3 @@ def extract_commit(row, dest: Path) -> None:
     with tarfile.open(row["tarball"], mode="r:*") as tar:
         tar.extractall(dest, filter="data")
 
-
-__all__ = ["ApiError", "import_package", "resolve_commit", "commit_config", "extract_commit", "parse_config"]

@@ -113,3 +113,42 @@ def test_stop_via_cli_double_slash_url_then_delete(api, project):
     assert visible == []
     deleted = api.ok(api.get("pipelines/", params={"project": project["id"], "tag": "stopme", "deleted": "true"}))
     assert [p["id"] for p in deleted["results"]] == [created["id"]]
+
+
+def test_parameter_and_input_edges_with_hand_written_spellings(api, project):
+    seed = api.wait(api.run(project["id"], project["commit"], "produce", parameters={"harbor": "eta"})["url"])
+    datum = next(o for o in seed["outputs"] if o["name"] == "data-eta.txt")
+    url = api.ok(api.get(f"data/{datum['id']}/download/"))["url"]  # this server's signed URL works as an input
+    payload = {
+        "project": project["id"], "title": "copy-edges",
+        "nodes": [
+            {"name": "first", "type": "execution", "on_error": "stop-all",
+             "template": {"commit": project["commit"], "step": "consume", "parameters": {"harbor": "eta"},
+                          "inputs": {"data": [url]}, "environment_variables": {"MODE": "a"}}},
+            {"name": "second", "type": "execution",
+             "template": {"commit": project["commit"], "step": "consume", "environment-variables": {"MODE": "b"}}},
+        ],
+        "edges": [
+            {"source_node": "first", "source_type": "parameter", "source_key": "harbor",
+             "target_node": "second", "target_type": "parameter", "target_key": "harbor"},
+            {"source_node": "first", "source_type": "input", "source_key": "da*",
+             "target_node": "second", "target_type": "input", "target_key": "data"},
+        ],
+    }
+    done = api.wait(api.ok(api.post("pipelines/", json=payload), 201)["url"])
+    assert done["status"] == "complete", done
+    first, second = (n["execution"] for n in done["nodes"])
+    assert first["environment_variables"] == {"MODE": "a"} and second["environment_variables"] == {"MODE": "b"}
+    assert second["parameters"]["harbor"] == "eta"
+    assert second["inputs"] == [{"name": "data", "urls": [url]}]
+    assert second["cumulative_metadata"] == {"harbor_seen": "eta", "rows_seen": 2}
+
+
+def test_retry_runs_a_failed_node_once_more_then_fails_the_pipeline(api, project):
+    payload = {"project": project["id"], "title": "retry",
+               "nodes": [node("flaky", "fail", project["commit"], **{"on-error": "retry"})], "edges": []}
+    done = api.wait(api.ok(api.post("pipelines/", json=payload), 201)["url"], timeout=20)
+    assert done["status"] == "error"
+    assert any("Retrying once" in entry["message"] for entry in done["nodes"][0]["log"])
+    runs = api.ok(api.get("executions/", params={"project": project["id"], "pipeline": done["id"]}))
+    assert [e["status"] for e in runs["results"]] == ["error", "error"]

@@ -80,3 +80,15 @@ def test_fault_injection_is_seeded_and_after_commit_applies_the_change(tmp_path)
     names = [p["name"] for p in Api(server).ok(Api(server).get("projects/"))["results"]]
     server.stop()
     assert names == ["made-anyway"]
+
+
+def test_fault_draws_are_reproducible_for_a_seed():
+    from local_valohai.middleware import FaultInjection
+
+    def draws(seed: int) -> list:
+        faults = FaultInjection(app=None, rate=0.3, seed=seed, after_commit=False)
+        return [faults._draw() for _ in range(200)]
+
+    assert draws(11) == draws(11)
+    assert draws(11) != draws(12)
+    assert {d for d in draws(11) if d} == {"500", "502", "503", "429", "drop"}

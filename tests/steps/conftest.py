@@ -37,14 +37,18 @@ def sweep(tmp_path_factory) -> dict[str, Any]:
         command=yaml_command("preprocess-dataset", {"dataset_name": "harbor_B", "image_size": 32}),
     )
 
-    # train: the command valohai.yaml builds, inputs as inputs.json (as on Valohai / the local backend).
+    # train: the command valohai.yaml builds, inputs as inputs.json (as on Valohai / the local backend);
+    # both harbors at once, one TensorFlow thread each, as the backend's worker pool would run them.
+    pending = {}
     for harbor in HARBORS:
         npz = runs[f"preprocess_{harbor}"].outputs / "train" / f"preprocessed_data_{harbor}.npz"
         values = {"dataset_name": harbor, "epochs": TRAIN_EPOCHS, "learning_rate": 0.002, "batch_size": 8, "seed": 1}
-        runs[f"train_{harbor}"] = run_script(
-            root / f"train_{harbor}", "train.py",
-            inputs={"dataset": [npz]}, parameters=values, command=yaml_command("train", values),
+        pending[harbor] = run_script(
+            root / f"train_{harbor}", "train.py", inputs={"dataset": [npz]}, parameters=values,
+            command=yaml_command("train", values), extra_env={"TF_NUM_INTRAOP_THREADS": "1"}, background=True,
         )
+    for harbor, run in pending.items():
+        runs[f"train_{harbor}"] = run.wait()
 
     # predict-models: models + metrics, test sets and answers as inputs on the command line.
     models = [p for h in HARBORS for p in sorted(runs[f"train_{h}"].outputs.iterdir())]

@@ -19,7 +19,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 STEPS = REPO / "steps"
 HARBORS = ["harbor_A", "harbor_B"]
-TINY = {"image_size": 32, "images_per_class": 40, "test_images_per_harbor": 12, "seed": 7}
+TINY = {"image_size": 32, "images_per_class": 80, "test_images_per_harbor": 12, "seed": 7}
 TRAIN_EPOCHS = 2
 
 
@@ -75,8 +75,13 @@ def run_script(
     extra_env: dict[str, str] | None = None,
     check: bool = True,
     command: str | None = None,
+    background: bool = False,
 ) -> StepRun:
-    """Run ``steps/<script>`` (or a shell ``command``) with its own Valohai dirs under ``base``."""
+    """Run ``steps/<script>`` (or a shell ``command``) with its own Valohai dirs under ``base``.
+
+    With ``background=True`` it returns a ``PendingRun`` at once (steps of different harbors run
+    side by side, as the backend runs them).
+    """
     for sub in ("config", "inputs", "outputs"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     if inputs is not None:
@@ -90,11 +95,26 @@ def run_script(
     env = step_env(base)
     env.update(extra_env or {})
     argv = ["sh", "-c", command] if command else [sys.executable, str(STEPS / script), *(args or [])]
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    run = StepRun(script, proc, base / "outputs")
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{script} failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}")
-    return run
+    popen = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pending = PendingRun(script, popen, base / "outputs", check)
+    return pending if background else pending.wait()
+
+
+@dataclass
+class PendingRun:
+    """A step started with ``background=True``; ``wait()`` gives its ``StepRun``."""
+
+    name: str
+    popen: subprocess.Popen
+    outputs: Path
+    check: bool
+
+    def wait(self) -> StepRun:
+        stdout, stderr = self.popen.communicate(timeout=600)
+        proc = subprocess.CompletedProcess(self.popen.args, self.popen.returncode, stdout, stderr)
+        if self.check and proc.returncode != 0:
+            raise AssertionError(f"{self.name} failed ({proc.returncode}):\nSTDOUT:\n{stdout[-3000:]}\nSTDERR:\n{stderr[-3000:]}")
+        return StepRun(self.name, proc, self.outputs)
 
 
 def yaml_command(step: str, values: dict[str, Any]) -> str:
