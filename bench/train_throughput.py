@@ -2,7 +2,7 @@
 
 Both sides train the same architecture on the same arrays (a generated harbor at demo size), with
 the same epochs, batch size and validation data, each run starting from a fresh model (so both
-include Keras' first-epoch tracing). The step side goes through ``steps/train.py``'s
+include Keras' first-epoch tracing), after one discarded warm-up fit per side. The step side goes through ``steps/train.py``'s
 ``build_model`` + ``fit`` (its per-epoch Valohai metadata callback and verbose=2 epoch lines
 included); the plain side is ``keras.Sequential`` + ``model.fit(verbose=0)`` written out here.
 Throughput = training images x epochs / wall time of the fit call. Runs alternate between the two
@@ -88,10 +88,12 @@ def main() -> None:
     lr = train.DEFAULTS["learning_rate"]
     print(f"{len(data['x_train'])} train / {len(data['x_val'])} val images {args.image_size}px, {args.epochs} epochs, "
           f"batch {args.batch_size}, {os.cpu_count()} cores, {args.runs} runs each (alternating)")
+    # Warm-up, discarded: the first fit in a process also pays for thread pools and kernel set-up.
+    step_path(data, 1, args.batch_size, lr)
+    plain_keras(data, 1, args.batch_size, lr)
     ours, theirs, reported = [], [], []
     for run in range(args.runs):
-        sides = [("step", None), ("plain", None)] if run % 2 == 0 else [("plain", None), ("step", None)]
-        for side, _ in sides:
+        for side in ("step", "plain") if run % 2 == 0 else ("plain", "step"):
             if side == "step":
                 wall, own = step_path(data, args.epochs, args.batch_size, lr)
                 ours.append(wall)

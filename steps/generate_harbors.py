@@ -186,11 +186,11 @@ def render_backgrounds(style: HarborStyle, rng: np.random.Generator, n: int, siz
     hz = horizon[:, None, None]
     depth = np.clip((y - hz) / size, 0, 1)  # 0 at the horizon, grows downwards
     height = np.clip((hz - y) / size, 0, 1)  # 0 at the horizon, grows upwards
-    freq = rng.uniform(0.25, 0.6, (n, 1, 1)) * 8 * np.pi / size
-    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
-    waves = np.sin(y * freq * (1 + 3 * depth) + x * freq * 0.15 + phase) * style.waves * (0.3 + depth)
-    sky = style.sky[None, None, None, :] * (1.0 - 0.45 * height[..., None])
-    water = style.water[None, None, None, :] * (1.0 - 0.35 * depth[..., None]) + waves[..., None]
+    freq = (rng.uniform(0.25, 0.6, (n, 1, 1)) * 8 * np.pi / size).astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1)).astype(np.float32)
+    waves = np.sin(y * freq * (1 + 3 * depth) + x * freq * 0.15 + phase) * np.float32(style.waves) * (0.3 + depth)
+    sky = style.sky.astype(np.float32) * (1.0 - 0.45 * height[..., None])
+    water = style.water.astype(np.float32) * (1.0 - 0.35 * depth[..., None]) + waves[..., None]
     image = np.where((y < hz)[..., None], sky, water)
     return np.clip(image, 0, 255).astype(np.uint8), horizon
 
@@ -198,7 +198,9 @@ def render_backgrounds(style: HarborStyle, rng: np.random.Generator, n: int, siz
 def render_chunk(style: HarborStyle, categories: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """Draw ``len(categories)`` ships on harbor backgrounds; returns ``(n, size, size, 3)`` uint8."""
     n, big = len(categories), size * SUPERSAMPLE
-    backgrounds, horizons = render_backgrounds(style, rng, n, big)
+    backgrounds, horizons = render_backgrounds(style, rng, n, size)  # at final size: it is smooth anyway
+    backgrounds = backgrounds.repeat(SUPERSAMPLE, axis=1).repeat(SUPERSAMPLE, axis=2)
+    horizons = horizons * SUPERSAMPLE
     lengths = rng.uniform(0.62, 0.95, n) * big
     flips = rng.random(n) < 0.5
     tone = rng.uniform(0.85, 1.1, n)
@@ -214,7 +216,7 @@ def render_chunk(style: HarborStyle, categories: np.ndarray, size: int, rng: np.
     ramp = 1.0 + style.light_slope * (np.arange(size, dtype=np.float32) / size - 0.5)
     level = style.light * rng.uniform(0.88, 1.12, (n, 1, 1, 1)).astype(np.float32)
     out = out * level * ramp[None, None, :, None] + style.tint.astype(np.float32)
-    out += rng.normal(0.0, style.noise, out.shape).astype(np.float32)
+    out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(style.noise)
     return np.clip(out, 0, 255).astype(np.uint8)
 
 

@@ -79,7 +79,7 @@ def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, afte
     tokens = token_hits(server.token, exported, banner_free(server.log_text()), printed)
     kind = "after-commit" if after_commit else "plain"
     print(f"\n[faults:{kind}] ups={len(attempts)} exit={[r.returncode for r in attempts]} requests={counts.get('requests', 0)} "
-          f"faults injected={counts['injected']} (500={counts.get('500', 0)} 502={counts.get('502', 0)} "
+          f"faults injected~{counts['injected']} (logged 5xx/429={counts['logged_5xx_429']}, replay matches log={bool(counts['replay_matches_log'])}; 500={counts.get('500', 0)} 502={counts.get('502', 0)} "
           f"503={counts.get('503', 0)} 429={counts.get('429', 0)} drop={counts.get('drop', 0)}) unexpected={counts['unexpected']} "
           f"pipelines={dict(per_title)} duplicates={duplicates} generation_runs={len(generation)} "
           f"prediction_runs={len(predictions)} tokens={tokens}")

@@ -48,7 +48,7 @@ def test_generate_is_fast(tmp_path):
                                                         "--test_images_per_harbor=10"])
     (meta,) = [m for m in run.metadata if "generated_images" in m]
     assert meta["generated_images"] == 420
-    assert meta["generate_seconds"] < 5, meta  # typically well under a second; generous for a loaded machine
+    assert meta["generate_seconds"] < 10, meta  # about 0.5 s on an idle 2-core machine; generous for a loaded one
     assert len(zipfile.ZipFile(run.outputs / "images.zip").namelist()) == 420
 
 

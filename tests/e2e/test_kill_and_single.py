@@ -1,0 +1,59 @@
+"""A `pulumi up` killed mid-sweep leaves no duplicates; single mode builds the one big pipeline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+
+
+def test_killed_up_then_up_again_converges_without_duplicates(make_stack):
+    stack = make_stack()
+    stack.configure(["hA"], [1, 2])
+    running = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=stack.dir,
+                               env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not stack.pipelines() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stack.pipelines(), "the sweep never started"
+    os.killpg(running.pid, signal.SIGKILL)  # the CLI, its language host and provider processes, at once
+    running.wait()
+
+    result = stack.up(check=None)
+    if result.returncode != 0 and "locked" in result.stderr + result.stdout:
+        stack.run(["cancel", "--yes"])  # the killed CLI left its lock; the README says the same
+        result = stack.up(check=None)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+    titles = Counter(p["title"] for p in stack.pipelines())
+    assert titles == Counter({"training-pipeline-hA-epochs-1": 1, "training-pipeline-hA-epochs-2": 1}), titles
+    generations = [e for e in stack.executions() if e["step"] == "generate-harbors"]
+    assert len(generations) == 1
+    out = stack.outputs()
+    assert sorted(out["training_execution_ids"]) == ["hA/epochs-1", "hA/epochs-2"]
+    assert all(stack.api.get_execution(i)["status"] == "complete" for i in out["training_execution_ids"].values())
+
+
+def test_single_mode_builds_one_pipeline_with_two_nodes_per_cell_and_a_predict_node(make_stack):
+    stack = make_stack()
+    stack.configure(["hA"], [1, 2], mode="single")
+    stack.up()
+    (pipeline,) = stack.pipelines()
+    detail = stack.api.get_pipeline(pipeline["id"])
+    names = sorted(n["name"] for n in detail["nodes"])
+    assert names == ["predict", "preprocess-hA-epochs-1", "preprocess-hA-epochs-2", "train-hA-epochs-1",
+                     "train-hA-epochs-2"]
+    node_ids = {n["id"]: n["name"] for n in detail["nodes"]}
+    into_predict = sorted(node_ids[e["source_node"]] for e in detail["edges"] if node_ids[e["target_node"]] == "predict")
+    assert into_predict == ["train-hA-epochs-1", "train-hA-epochs-2"]
+    assert all(n["execution"]["status"] == "complete" for n in detail["nodes"])
+
+    out = stack.outputs()
+    by_node = {n["name"]: n["execution"]["id"] for n in detail["nodes"]}
+    assert out["training_execution_ids"] == {"hA/epochs-1": by_node["train-hA-epochs-1"],
+                                             "hA/epochs-2": by_node["train-hA-epochs-2"]}
+    assert out["prediction_execution_id"] == by_node["predict"]
+    assert len(out["predictions"]["models"]) == 2
