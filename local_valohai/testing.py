@@ -55,7 +55,9 @@ class LocalValohai:
     def start(self) -> LocalValohai:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}
-        log = open(self.log_path, "ab")
+        # The server prints its token at start-up: keep its log readable by the owner only.
+        log = open(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        os.chmod(self.log_path, 0o600)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local_valohai.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--token", self.token],

@@ -3,15 +3,18 @@
 Why one client: retries, error messages and token hygiene are decided once. Every call goes through
 `ValohaiClient.request`, which
 - retries 429/5xx and connection errors with exponential backoff, honouring `Retry-After` (urllib3 Retry);
-- retries non-idempotent POSTs too, because every create the providers make is followed by an
-  adoption lookup keyed by content (see `providers.cells`), so a retried create never duplicates;
-- raises typed errors carrying the server's own message, never the token.
+- retries idempotent methods (GET, DELETE, …) also when a response is cut off mid-body;
+- never retries a POST by itself: a POST whose answer was lost may have been applied, so the providers
+  retry creates through `providers.idempotent`, which looks for the object by its content tag first;
+- raises typed errors carrying the server's own message, never the token (`ValohaiTransient` for what
+  may succeed if tried again: 5xx, 429, a dropped connection, a time-out).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional
 from urllib.parse import urljoin, urlsplit
@@ -24,6 +27,9 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v0/"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+# Failures urllib3 cannot retry because they happen after the response started (a body cut short).
+BROKEN_EXCHANGE = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 
 
 class ValohaiError(Exception):
@@ -48,7 +54,12 @@ class ValohaiBadRequest(ValohaiError):
     """400: the server rejected the payload; the message holds its field errors."""
 
 
-class ValohaiUnreachable(ValohaiError):
+class ValohaiTransient(ValohaiError):
+    """5xx, 429, a dropped connection or a time-out: the call may succeed if tried again (and a POST
+    may already have been applied)."""
+
+
+class ValohaiUnreachable(ValohaiTransient):
     """The host could not be reached at all, after retries."""
 
 
@@ -89,7 +100,7 @@ class RetryPolicy:
             backoff_factor=self.backoff_factor,
             backoff_max=self.backoff_max,
             status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,  # retry POST too: creates are adopted by key, see module docstring
+            allowed_methods=IDEMPOTENT_METHODS,  # POSTs are retried by providers.idempotent
             respect_retry_after_header=True,
             raise_on_status=False,
         )
@@ -111,6 +122,7 @@ class ValohaiClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.request_count = 0
+        self._download_session: Optional[requests.Session] = None
 
     def __repr__(self) -> str:  # never show the token
         return f"ValohaiClient(host={self.host!r})"
@@ -127,21 +139,36 @@ class ValohaiClient:
         url = self.url(path)
         shown = urlsplit(url).path
         headers = {"Authorization": f"Token {self._token}", "Accept": "application/json"}
-        self.request_count += 1
-        try:
-            response = self.session.request(method, url, params=params, json=json_body, files=files, data=data,
-                                            headers=headers, timeout=self.retry.timeout)
-        except requests.exceptions.RetryError as exc:
-            raise ValohaiError(f"{method} {shown}: still failing after {self.retry.total} retries ({exc.__class__.__name__})",
-                               method=method, path=shown) from None
-        except requests.exceptions.ConnectionError:
-            raise ValohaiUnreachable(
-                f"cannot reach the Valohai API at {self.host} ({method} {shown}); check valohai:host and that the server is running",
-                method=method, path=shown) from None
-        except requests.exceptions.Timeout:
-            raise ValohaiUnreachable(f"{method} {shown} timed out after {self.retry.timeout:.0f}s at {self.host}",
-                                     method=method, path=shown) from None
-        return self._decode(response, method, shown)
+        attempts = 1 + (self.retry.total if method in IDEMPOTENT_METHODS else 0)
+        for attempt in range(attempts):
+            self.request_count += 1
+            try:
+                response = self.session.request(method, url, params=params, json=json_body, files=files, data=data,
+                                                headers=headers, timeout=self.retry.timeout)
+                return self._decode(response, method, shown)
+            except BROKEN_EXCHANGE:
+                if attempt + 1 < attempts:
+                    time.sleep(min(self.retry.backoff_factor * 2 ** attempt, self.retry.backoff_max))
+                    continue
+                raise ValohaiTransient(f"{method} {shown}: the connection to {self.host} broke off mid-answer",
+                                       method=method, path=shown) from None
+            except requests.exceptions.RetryError as exc:
+                raise ValohaiTransient(f"{method} {shown}: still failing after {self.retry.total} retries "
+                                       f"({exc.__class__.__name__})", method=method, path=shown) from None
+            except requests.exceptions.ConnectTimeout:
+                raise ValohaiUnreachable(f"{method} {shown} could not connect to {self.host} within "
+                                         f"{self.retry.timeout:.0f}s", method=method, path=shown) from None
+            except requests.exceptions.ConnectionError as exc:
+                if _never_connected(exc):
+                    raise ValohaiUnreachable(
+                        f"cannot reach the Valohai API at {self.host} ({method} {shown}); check valohai:host and "
+                        f"that the server is running", method=method, path=shown) from None
+                raise ValohaiTransient(f"{method} {shown}: the connection to {self.host} was dropped",
+                                       method=method, path=shown) from None
+            except requests.exceptions.Timeout:
+                raise ValohaiTransient(f"{method} {shown} timed out after {self.retry.timeout:.0f}s at {self.host}",
+                                       method=method, path=shown) from None
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _decode(response: requests.Response, method: str, shown: str) -> Any:
@@ -153,7 +180,7 @@ class ValohaiClient:
             return body
         message = f"{method} {shown} -> {response.status_code}: {format_error_body(body) if body else response.reason}"
         kind = {401: ValohaiAuthError, 403: ValohaiAuthError, 404: ValohaiNotFound, 400: ValohaiBadRequest}.get(
-            response.status_code, ValohaiError)
+            response.status_code, ValohaiTransient if response.status_code in RETRY_STATUSES else ValohaiError)
         if kind is ValohaiAuthError:
             message += " (check the API token: stack config valohai:token or VALOHAI_API_TOKEN)"
         raise kind(message, status=response.status_code, method=method, path=shown)
@@ -260,12 +287,33 @@ class ValohaiClient:
         return self.get(f"data/{datum_id}/download/")["url"]
 
     def download(self, datum_id: str) -> bytes:
-        """Fetch a datum's bytes through its signed URL (which must not carry our token)."""
-        response = requests.get(self.download_url(datum_id), timeout=self.retry.timeout)
-        response.raise_for_status()
-        return response.content
+        """Fetch a datum's bytes through its signed URL: a session of its own, so the token is never sent
+        to wherever the URL points, with the same retries as the API (the URL may be fetched again)."""
+        if self._download_session is None:
+            self._download_session = requests.Session()
+            adapter = HTTPAdapter(max_retries=self.retry.to_urllib3())
+            self._download_session.mount("http://", adapter)
+            self._download_session.mount("https://", adapter)
+        for attempt in range(1 + self.retry.total):
+            url = self.download_url(datum_id)  # a fresh signature each time: an old one may have expired
+            try:
+                response = self._download_session.get(url, timeout=self.retry.timeout)
+                if response.status_code < 400:
+                    return response.content
+                problem = f"download of datum {datum_id} -> {response.status_code}"
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, *BROKEN_EXCHANGE,
+                    requests.exceptions.RetryError) as exc:
+                problem = f"download of datum {datum_id} failed ({exc.__class__.__name__})"
+            time.sleep(min(self.retry.backoff_factor * 2 ** attempt, self.retry.backoff_max))
+        raise ValohaiTransient(problem, path=f"data/{datum_id}/download/")
 
 
 def dumps_stable(value: Any) -> str:
     """Canonical JSON: the basis of every content hash in the project."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when no connection was ever made (refused, no route, DNS): nothing can have been applied."""
+    text = repr(exc)
+    return any(marker in text for marker in ("NewConnectionError", "Connection refused", "NameResolutionError"))

@@ -19,6 +19,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource
 
 from providers.base import ValohaiProvider, client, input_view, progress
 from providers.client import ValohaiNotFound
+from providers.idempotent import create_once
 
 PACKAGE_ROOTS = ("valohai.yaml", "steps")
 SKIPPED_PARTS = ("__pycache__", ".valohai", ".ipynb_checkpoints")
@@ -83,9 +84,10 @@ class CodePackageProvider(ValohaiProvider):
         if commit != props["commit"]:
             raise RuntimeError(f"the files under {props['root']} changed between preview and update "
                                f"({props['commit'][:13]} -> {commit[:13]}); run `pulumi up` again")
-        found = api.find_commit(project["id"], commit)
-        if found is None:
-            found = api.import_package(project["id"], tarball, description="valohai-pipelines-as-code package")
+        found, existed = create_once(
+            lambda: api.import_package(project["id"], tarball, description="valohai-pipelines-as-code package"),
+            lambda: api.find_commit(project["id"], commit), what=f"code package {commit[:13]}")
+        if not existed:
             progress(f"uploaded code package {commit[:13]} ({len(tarball)} bytes) to project {project['name']}")
         if found.get("identifier") != commit:
             raise RuntimeError(f"the server named the package {found.get('identifier')!r}, expected {commit!r}")

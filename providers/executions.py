@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from providers.client import ValohaiClient
+from providers.client import ValohaiClient, ValohaiTransient
+from providers.idempotent import create_once
 from providers.waiting import DONE, FAILED, summarize, wait_for
 
 TAG_PREFIX = "vpac:"
@@ -28,10 +29,11 @@ def find_adoptable(items: list[dict], tag: str) -> Optional[dict]:
 
 
 def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], tag: str) -> dict:
-    existing = find_adoptable(api.list_executions(payload["project"], tag=tag, ordering="-counter"), tag)
-    if existing:
-        return existing
-    return api.create_execution({**payload, "tags": [*payload.get("tags", []), tag]})
+    execution, _adopted = create_once(
+        lambda: api.create_execution({**payload, "tags": [*payload.get("tags", []), tag]}),
+        lambda: find_adoptable(api.list_executions(payload["project"], tag=tag, ordering="-counter"), tag),
+        what=f"the {payload.get('step')} execution")
+    return execution
 
 
 def wait_for_execution(api: ValohaiClient, execution: dict, *, label: str, timeout: float,
@@ -43,16 +45,20 @@ def wait_for_execution(api: ValohaiClient, execution: dict, *, label: str, timeo
         latest["execution"] = api.get_execution(execution["id"], exclude="outputs")
         return {label: latest["execution"]["status"]}
 
-    states = wait_for(poll, timeout=timeout,
+    states = wait_for(poll, timeout=timeout, tolerate=(ValohaiTransient,),
                       on_progress=lambda s, t: report(f"{label}: {summarize(s)} ({t:.0f}s)"))
     if states[label] != DONE:
         raise RuntimeError(failure_message(api, latest["execution"], label))
     return latest["execution"]
 
 
-def failure_message(api: ValohaiClient, execution: Mapping[str, Any], label: str) -> str:
+def failure_message(api: ValohaiClient, execution: Mapping[str, Any], label: str,
+                    pipeline_counter: Optional[int] = None) -> str:
     detail = execution.get("status_detail") or ""
-    events = api.url(f"executions/{execution.get('id')}/events/")
+    if not execution.get("id"):
+        where = f"; see pipeline #{pipeline_counter} (`vh pipeline list`)" if pipeline_counter else ""
+        return f"{label} ended '{execution.get('status')}' before its execution started{where}"
+    events = api.url(f"executions/{execution['id']}/events/")
     return (f"{label} ended '{execution.get('status')}'{': ' + detail if detail else ''}; "
             f"logs: `vh execution logs {execution.get('counter')}` or {events}")
 

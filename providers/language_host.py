@@ -149,10 +149,12 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         return empty_pb2.Empty()
 
     def interrupt_children(self) -> None:
+        # SIGTERM, not SIGINT: the program is only waiting on the engine by then, and SIGINT would make
+        # the exec script print a KeyboardInterrupt traceback into the user's `pulumi up` output.
         with self._lock:
             for child in list(self._children):
                 if child.poll() is None:
-                    child.send_signal(signal.SIGINT)
+                    child.send_signal(signal.SIGTERM)
 
 
 def parse_args(argv: list[str]) -> tuple[Optional[str], str, bool]:

@@ -18,6 +18,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource
 from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
 from providers.client import ValohaiNotFound
 from providers.executions import content_tag, find_adoptable
+from providers.idempotent import create_once, retry_transient
 from providers.sweep import content_key
 
 TRAIN_NODE_PREFIX = "train"
@@ -77,12 +78,13 @@ class PipelineProvider(ValohaiProvider):
         payload = props["payload"]
         key = pipeline_key(props["stack"], payload)
         tag = content_tag(key)
-        candidates = api.list_pipelines(payload["project"], title=payload["title"])
-        pipeline = find_adoptable(candidates, tag)
-        if pipeline:
+        pipeline, adopted = create_once(
+            lambda: api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]}),
+            lambda: find_adoptable(api.list_pipelines(payload["project"], title=payload["title"]), tag),
+            what=f"the pipeline for {props['label']}")
+        if adopted:
             progress(f"{props['label']}: adopted existing pipeline #{pipeline.get('counter')} ({pipeline['status']})")
         else:
-            pipeline = api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]})
             progress(f"{props['label']}: submitted pipeline #{pipeline.get('counter')}")
         return CreateResult(pipeline["id"], {**input_view(props, self.INPUTS), "key": key, **live_outputs(pipeline)})
 
@@ -100,7 +102,7 @@ class PipelineProvider(ValohaiProvider):
         api = client(props["host"])
         try:
             if props.get("status") not in ("complete", "error", "stopped"):
-                api.stop_pipeline(id_)
+                retry_transient(lambda: api.stop_pipeline(id_), what=f"stopping pipeline {id_}")
             api.delete_pipeline(id_)
         except ValohaiNotFound:
             pass  # already gone: the goal of delete

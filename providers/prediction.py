@@ -18,6 +18,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource
 from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
 from providers.client import ValohaiClient, ValohaiNotFound
 from providers.executions import content_tag, submit_or_adopt_execution, wait_for_execution
+from providers.idempotent import retry_transient
 from providers.sweep import content_key
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
@@ -84,7 +85,7 @@ class PredictionProvider(ValohaiProvider):
         api = client(props["host"])
         try:
             if api.get_execution(id_, exclude="outputs,metadata,events")["status"] not in ("complete", "error", "stopped"):
-                api.stop_execution(id_)
+                retry_transient(lambda: api.stop_execution(id_), what=f"stopping execution {id_}")
         except ValohaiNotFound:
             pass
 

@@ -15,7 +15,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from providers.base import ValohaiProvider, client, input_view, integral_numbers, progress
-from providers.client import ValohaiClient
+from providers.client import ValohaiClient, ValohaiTransient
 from providers.executions import failure_message
 from providers.waiting import DONE, FAILED, TERMINAL, summarize, wait_for
 
@@ -67,6 +67,7 @@ class TrainingResultsProvider(ValohaiProvider):
             watched[PREDICT_CELL] = (props["predict"]["pipeline"], props["predict"]["node"])
         executions: dict[str, Optional[dict]] = {}
         pipelines_done: dict[str, dict] = {}
+        pipeline_counters: dict[str, Optional[int]] = {}
 
         def poll() -> dict[str, str]:
             fresh: dict[str, dict] = {}
@@ -77,6 +78,7 @@ class TrainingResultsProvider(ValohaiProvider):
                     pipeline = fresh[pipeline_id] = api.get_pipeline(pipeline_id)
                 states[name], executions[name] = cell_state(pipeline, node_name)
             for pipeline_id, pipeline in fresh.items():
+                pipeline_counters[pipeline_id] = pipeline.get("counter")
                 if pipeline.get("status") in TERMINAL:
                     pipelines_done[pipeline_id] = pipeline
             return states
@@ -89,10 +91,12 @@ class TrainingResultsProvider(ValohaiProvider):
                 last_line["summary"] = summary
                 progress(f"sweep: {summary} ({elapsed:.0f}s)")
 
-        states = wait_for(poll, timeout=float(props["timeout_seconds"]), on_progress=report)
+        states = wait_for(poll, timeout=float(props["timeout_seconds"]), on_progress=report,
+                          tolerate=(ValohaiTransient,))
         failed = sorted(n for n, s in states.items() if s != DONE)
         if failed:
-            lines = [failure_message(api, executions[n] or {"status": states[n]}, n) for n in failed]
+            lines = [failure_message(api, executions[n] or {"status": states[n]}, n,
+                                     pipeline_counters.get(watched[n][0])) for n in failed]
             raise RuntimeError(f"{len(failed)} of {len(states)} sweep cells failed; finished cells are kept and the "
                                f"next `pulumi up` re-runs only these:\n  " + "\n  ".join(lines))
         return {**input_view(props, self.INPUTS), **self._results(api, executions)}

@@ -60,16 +60,23 @@ class WaitTimeout(Exception):
 
 def wait_for(poll: Callable[[], Mapping[str, str]], *, timeout: float,
              on_progress: Callable[[Mapping[str, str], float], None] = lambda states, elapsed: None,
-             backoff: Backoff | None = None) -> dict[str, str]:
+             backoff: Backoff | None = None, tolerate: tuple[type[BaseException], ...] = ()) -> dict[str, str]:
     """Call `poll()` (name -> status) until every status is terminal or the deadline passes.
 
     Returns the final statuses. Progress is reported whenever the statuses change, so logs stay short.
+    A poll that raises one of `tolerate` (a passing API fault) counts as "no news" until the deadline.
     """
     backoff = backoff or Backoff()
     start = clock.monotonic()
     last: dict[str, str] = {}
     while True:
-        states = dict(poll())
+        try:
+            states = dict(poll())
+        except tolerate:
+            if clock.monotonic() - start >= timeout:
+                raise
+            clock.sleep(backoff.next_delay())
+            continue
         elapsed = clock.monotonic() - start
         if states != last:
             on_progress(states, elapsed)

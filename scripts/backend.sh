@@ -14,6 +14,7 @@ case "${1:-start}" in
   start)
     if running; then echo "local backend already running (pid $(cat "$PIDFILE")) on http://127.0.0.1:$PORT"; exit 0; fi
     mkdir -p "$DATA"
+    (umask 077; : >> "$DATA/server.log")   # the log holds the token printed at start-up: owner only
     nohup .venv/bin/local-valohai serve --port "$PORT" --data-dir "$DATA" --workers "$WORKERS" \
       > "$DATA/server.log" 2>&1 &
     echo $! > "$PIDFILE"

@@ -58,6 +58,9 @@ def _check_acyclic(names: list[str], edges: list[dict[str, Any]]) -> None:
         done.update(ready)
 
 
+MAX_TITLE, MAX_TAGS, MAX_TAG = 1024, 100, 256
+
+
 def create_pipeline(tx: Transaction, store: Store, secret: str, project_id: str, payload: dict[str, Any]) -> str:
     """Validate the payload and insert the pipeline, its nodes and edges; root nodes start in `advance`."""
     nodes_in = payload.get("nodes")
@@ -66,9 +69,13 @@ def create_pipeline(tx: Transaction, store: Store, secret: str, project_id: str,
     title = payload.get("title") or "Pipeline"
     if not isinstance(title, str):
         raise bad_request("title", "Expected a string")
+    if len(title) > MAX_TITLE:
+        raise bad_request("title", f"Ensure this field has no more than {MAX_TITLE} characters (it has {len(title)})")
     tags = payload.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise bad_request("tags", "Expected a list of strings")
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
+        raise bad_request("tags", f"At most {MAX_TAGS} tags of at most {MAX_TAG} characters each")
 
     nodes: dict[str, dict[str, Any]] = {}
     for index, node in enumerate(nodes_in):

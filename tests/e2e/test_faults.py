@@ -43,7 +43,6 @@ DROP_BUG = ("providers/client.py ValohaiClient.request (lines 128-139): an injec
             "provider fails with a raw Python traceback. See test_dropped_connection_is_retried.")
 
 
-@pytest.mark.xfail(strict=True, reason=DROP_BUG)
 @pytest.mark.parametrize("after_commit", [False, True], ids=["rate-0.2", "rate-0.2-after-commit"])
 def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, after_commit):
     faults = {"LOCAL_VALOHAI_FAULT_RATE": "0.2", "LOCAL_VALOHAI_FAULT_SEED": "1234"}
@@ -229,7 +228,6 @@ def seed_for(pattern: list, rate: float) -> int:
     raise AssertionError(f"no seed gives {pattern}")
 
 
-@pytest.mark.xfail(strict=True, reason=DROP_BUG)
 def test_dropped_connection_is_retried(make_backend):
     """Draws: readiness probe clean, then `users/me` dropped, then its retry clean: `me()` should succeed."""
     from providers.client import ValohaiClient
@@ -247,7 +245,6 @@ DUPLICATE_BUG = (
     "The same holds for executions (providers/executions.py submit_or_adopt_execution) and import-package.")
 
 
-@pytest.mark.xfail(strict=True, reason=DUPLICATE_BUG)
 def test_post_committed_then_failed_makes_no_duplicate_pipeline(make_backend, tmp_path):
     """Draws: readiness clean, adoption lookup (GET) clean, POST committed then 503, retried POST clean.
     One cell create must leave exactly one pipeline with its title."""
