@@ -28,13 +28,14 @@ class LocalValohai:
     """Start with `with LocalValohai(tmp_path) as vh:`; `.url`, `.token`, `.kill()`, `.restart()`."""
 
     def __init__(self, data_dir: str | os.PathLike, port: int = 0, workers: int = 2, token: str | None = None,
-                 env: dict[str, str] | None = None, startup_timeout: float = 30.0) -> None:
+                 env: dict[str, str] | None = None, startup_timeout: float = 30.0, access_log: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.workers = workers
         self.token = token or secrets.token_hex(16)
         self.env = dict(env or {})
         self.startup_timeout = startup_timeout
+        self.access_log = access_log  # one line per request in server.log (never headers, so never the token)
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir / "server.log"
@@ -60,7 +61,8 @@ class LocalValohai:
         os.chmod(self.log_path, 0o600)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local_valohai.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--token", self.token],
+             "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--token", self.token,
+             *(["--access-log", "--log-level", "info"] if self.access_log else [])],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         log.close()

@@ -14,10 +14,9 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from deepdiff import DeepDiff
 from pulumi.dynamic import CheckFailure, CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 
-from providers.client import RetryPolicy, ValohaiClient, ValohaiError
+from providers.client import RetryPolicy, ValohaiClient, ValohaiError, dumps_stable
 
 TOKEN_CONFIG_KEY = "valohai:token"
 TOKEN_ENV = "VALOHAI_API_TOKEN"
@@ -150,8 +149,14 @@ class ValohaiProvider(ResourceProvider):
 
 
 def changed(old: Any, new: Any) -> bool:
+    """Equal canonical JSON is the common case and costs microseconds; only values that differ there go
+    through deepdiff (imported on first use: it pulls in numpy and pydantic, seconds per provider process)."""
     if is_unknown(new):
         return True
+    if dumps_stable(integral_numbers(old)) == dumps_stable(integral_numbers(new)):
+        return False
+    from deepdiff import DeepDiff
+
     return bool(DeepDiff(old, new, ignore_order=False, ignore_numeric_type_changes=True))
 
 

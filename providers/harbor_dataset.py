@@ -12,7 +12,6 @@ from typing import Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
-from providers import payloads
 from providers.base import ValohaiProvider, client, input_view, integral_numbers, progress
 from providers.client import ValohaiNotFound
 from providers.executions import content_tag, outputs_by_name, submit_or_adopt_execution, wait_for_execution
@@ -45,6 +44,8 @@ class HarborDatasetProvider(ValohaiProvider):
         props = integral_numbers(props)
         api = client(props["host"])
         harbor = props["harbor"]
+        from providers import payloads  # valohai-yaml is needed only when data is generated
+
         key = content_key("harbor-data", props["stack"], harbor, props["data"], props["generator_key"])
         payload = payloads.generation_execution(commit=props["commit"], project_id=props["project_id"], harbor=harbor,
                                                 data=props["data"], tags=[f"harbor:{harbor}"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import pulumi
-from deepdiff import DeepDiff
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource
 
 from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
@@ -61,6 +60,8 @@ class PipelineProvider(ValohaiProvider):
     def diff(self, id_: str, olds: dict, news: dict) -> DiffResult:
         result = super().diff(id_, olds, news)
         if "payload" in (result.replaces or []) and isinstance(news.get("payload"), dict):
+            from deepdiff import DeepDiff  # only when something changed; see base.changed
+
             changes = DeepDiff(olds.get("payload"), news["payload"], ignore_numeric_type_changes=True)
             paths = sorted({p.replace("root", "payload") for kind in changes.values() for p in
                             (kind.keys() if isinstance(kind, dict) else kind)})[:6]

@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory) -> LocalValohai:
-    server = LocalValohai(tmp_path_factory.mktemp("local-valohai"), workers=2)
+    server = LocalValohai(tmp_path_factory.mktemp("local-valohai"), workers=2, access_log=True)
     server.start()
     yield server
     server.stop()

@@ -40,7 +40,9 @@ def test_sweep_lifecycle(make_stack, backend):
 
     # no change: exit 0, nothing planned, nothing created
     counts = (len(stack.pipelines()), len(stack.executions()))
+    posts_before = backend.log_path.read_text().count('"POST /api/')
     plan = stack.preview("--expect-no-changes")
+    assert backend.log_path.read_text().count('"POST /api/') == posts_before  # the no-op preview made no POST
     assert set(plan["changeSummary"]) == {"same"}
     assert set(s["op"] for s in plan["steps"]) <= {"same", "refresh"}
     assert (len(stack.pipelines()), len(stack.executions())) == counts
