@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from local_valohai.testing import LocalValohai  # noqa: E402
+from providers.toolchain import offline_env
 from providers.client import ValohaiClient  # noqa: E402
 
 PROJECT_NAME = "valohai-sweep"  # the config namespace the stack program reads
@@ -263,31 +263,9 @@ def write_probe_project(root: Path, stack: str, count: int) -> Path:
 
 # --- pulumi ---------------------------------------------------------------------------------------
 
-def pulumi_bin_dir() -> Path:
-    recorded = ROOT / ".pulumi" / "toolchain-dir"
-    if recorded.is_file():
-        return Path(recorded.read_text().strip())
-    found = shutil.which("pulumi")
-    if not found:
-        sys.exit("pulumi is not installed: run `make setup`")
-    return Path(found).parent
-
-
 def pulumi_env(work: Path, token: Optional[str]) -> dict[str, str]:
     """A private Pulumi home and file backend under `work`, offline, with the venv's Python."""
-    env = dict(os.environ)
-    (work / "pulumi-state").mkdir(parents=True, exist_ok=True)
-    env.update({
-        "PATH": f"{pulumi_bin_dir()}{os.pathsep}{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-        "PULUMI_HOME": str(work / "pulumi-home"),
-        "PULUMI_BACKEND_URL": f"file://{work / 'pulumi-state'}",
-        "PULUMI_CONFIG_PASSPHRASE": "bench-passphrase",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_PYTHON_CMD": str(ROOT / ".venv" / "bin" / "python"),
-        "PULUMI_SKIP_CONFIRMATIONS": "true",
-    })
-    env.pop("PULUMI_ACCESS_TOKEN", None)
+    env = offline_env(work, passphrase="bench-passphrase")
     if token:
         env["VALOHAI_API_TOKEN"] = token
     return env

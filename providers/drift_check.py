@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Optional
 
 EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR = 0, 7, 2
 DELETED, STATUS, EDITED = "deleted outside the tool", "status changed", "edited outside the tool"

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from providers.client import ValohaiClient, ValohaiTransient
+from pulumi.dynamic import ReadResult
+
+from providers.base import client, input_view
+from providers.client import ValohaiClient, ValohaiNotFound, ValohaiTransient
 from providers.idempotent import create_once
 from providers.waiting import DONE, FAILED, summarize, wait_for
 
@@ -66,3 +69,15 @@ def failure_message(api: ValohaiClient, execution: Mapping[str, Any], label: str
 def outputs_by_name(api: ValohaiClient, execution_id: str) -> dict[str, str]:
     """Output file name -> `datum://<id>`."""
     return {d["name"]: f"datum://{d['id']}" for d in api.execution_outputs(execution_id)}
+
+
+def read_execution_backed(id_: str, props: dict, input_keys: tuple[str, ...]) -> ReadResult:
+    """`read` of a resource that is one execution: live status, or gone when deleted outside the tool."""
+    try:
+        execution = client(props["host"]).get_execution(id_, exclude="outputs,metadata,events")
+    except ValohaiNotFound:
+        return ReadResult("", {})
+    if execution.get("deleted"):
+        return ReadResult("", {})
+    outs = {**props, "status": execution["status"]}
+    return ReadResult(id_, outs, inputs=input_view(outs, input_keys))

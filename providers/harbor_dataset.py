@@ -13,8 +13,8 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from providers.base import ValohaiProvider, client, input_view, integral_numbers, progress
-from providers.client import ValohaiNotFound
-from providers.executions import content_tag, outputs_by_name, submit_or_adopt_execution, wait_for_execution
+from providers.executions import (content_tag, outputs_by_name, read_execution_backed, submit_or_adopt_execution,
+                                  wait_for_execution)
 from providers.sweep import content_key
 
 GENERATION_TIMEOUT_SECONDS = 30 * 60
@@ -62,14 +62,7 @@ class HarborDatasetProvider(ValohaiProvider):
         return UpdateResult({**olds, **input_view(news, self.INPUTS)})
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        try:
-            execution = client(props["host"]).get_execution(id_, exclude="outputs,metadata,events")
-        except ValohaiNotFound:
-            return ReadResult("", {})
-        if execution.get("deleted"):
-            return ReadResult("", {})
-        outs = {**props, "status": execution["status"]}
-        return ReadResult(id_, outs, inputs=input_view(outs, self.INPUTS))
+        return read_execution_backed(id_, props, self.INPUTS)
 
     def delete(self, id_: str, props: dict) -> None:
         """Keep the data: other stacks may share it, and executions are the audit trail."""

@@ -17,7 +17,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource
 
 from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
 from providers.client import ValohaiClient, ValohaiNotFound
-from providers.executions import content_tag, submit_or_adopt_execution, wait_for_execution
+from providers.executions import content_tag, read_execution_backed, submit_or_adopt_execution, wait_for_execution
 from providers.idempotent import retry_transient
 from providers.sweep import content_key
 
@@ -71,14 +71,7 @@ class PredictionProvider(ValohaiProvider):
                                               "heatmap_png": str(report_dir / "report" / "heatmap.png")})
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        try:
-            execution = client(props["host"]).get_execution(id_, exclude="outputs,metadata,events")
-        except ValohaiNotFound:
-            return ReadResult("", {})
-        if execution.get("deleted"):
-            return ReadResult("", {})
-        outs = {**props, "status": execution["status"]}
-        return ReadResult(id_, outs, inputs=input_view(outs, self.INPUTS))
+        return read_execution_backed(id_, props, self.INPUTS)
 
     def delete(self, id_: str, props: dict) -> None:
         """A finished prediction is a record; a running one is stopped."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import version
-from typing import Any, Optional
+from typing import Optional
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider

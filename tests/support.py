@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Mapping, Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def pulumi_bin_dir() -> Path:
-    """The toolchain `make setup` recorded (the env script puts it first on PATH)."""
-    recorded = ROOT / ".pulumi" / "toolchain-dir"
-    if recorded.is_file():
-        return Path(recorded.read_text().strip())
-    found = shutil.which("pulumi")
-    if not found:
-        pytest.fail("pulumi is not installed: run `make setup`")
-    return Path(found).parent
+from providers.toolchain import ROOT, offline_env  # noqa: F401 - re-exported for the test folders
 
 
 def run_pulumi(args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600,

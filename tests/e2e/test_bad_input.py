@@ -12,7 +12,6 @@ import gzip
 import io
 import tarfile
 import uuid
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
