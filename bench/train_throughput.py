@@ -44,21 +44,8 @@ def make_data(size: int, per_class: int) -> dict[str, np.ndarray]:
 
 
 def plain_keras(data, epochs: int, batch_size: int, learning_rate: float) -> float:
-    import keras
-    from keras import layers
-
-    model = keras.Sequential([
-        keras.Input(shape=data["x_train"].shape[1:]),
-        layers.Rescaling(1.0 / 127.5, offset=-1.0),
-        layers.Conv2D(32, 3, activation="relu", padding="same"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu", padding="same"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(5, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"])
+    """The reference: the same model (the step's own builder, so only the fit path differs), plain `model.fit`."""
+    model = train.build_model(tuple(data["x_train"].shape[1:]), learning_rate)
     started = time.perf_counter()
     model.fit(data["x_train"], data["y_train"], validation_data=(data["x_val"], data["y_val"]),
               epochs=epochs, batch_size=batch_size, verbose=0)

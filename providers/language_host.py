@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -157,6 +158,30 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
                     child.send_signal(signal.SIGTERM)
 
 
+def engine_alive(address: str, timeout: float = 1.0) -> bool:
+    """Can we still connect to the engine's gRPC port? (What the Go host's health check amounts to.)"""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def watch_engine(host: "PythonLanguageHost", stop: threading.Event, interval: float = 1.0, misses: int = 3) -> None:
+    """Exit when the engine is gone (the CLI was killed): otherwise this process and the program it runs
+    would live on as orphans, since the CLI starts plugins in process groups of their own."""
+    missed = 0
+    while not stop.wait(interval):
+        address = host.engine_address
+        if not address:
+            continue
+        missed = 0 if engine_alive(address) else missed + 1
+        if missed >= misses:
+            host.interrupt_children()
+            stop.set()
+
+
 def parse_args(argv: list[str]) -> tuple[Optional[str], str, bool]:
     """Accept the Go host's flags (`-tracing`, `-use-executor`, `-version`, `-root`) and the engine address."""
     executor: Optional[str] = None
@@ -198,6 +223,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    threading.Thread(target=watch_engine, args=(host, stop), daemon=True, name="engine-health").start()
     stop.wait()
     server.stop(grace=2)
 

@@ -7,6 +7,28 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
+
+
+def language_hosts_of(cli_pid: int) -> list[int]:
+    """Pids of the project's language host processes started by the pulumi CLI with this pid."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == cli_pid and b"providers.language_host" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def test_killed_up_then_up_again_converges_without_duplicates(make_stack):
@@ -19,8 +41,15 @@ def test_killed_up_then_up_again_converges_without_duplicates(make_stack):
     while not stack.pipelines() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert stack.pipelines(), "the sweep never started"
-    os.killpg(running.pid, signal.SIGKILL)  # the CLI, its language host and provider processes, at once
+    hosts = language_hosts_of(running.pid)
+    assert hosts, "no language host found under the running CLI"
+    os.killpg(running.pid, signal.SIGKILL)  # the CLI; its plugins run in process groups of their own
     running.wait()
+    # the language host notices that the engine is gone and exits (with the program it ran): no orphans
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in hosts) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not any(alive(pid) for pid in hosts), "the language host outlived the killed CLI"
 
     result = stack.up(check=None)
     if result.returncode != 0 and "locked" in result.stderr + result.stdout:
