@@ -1,0 +1,1 @@
+"""The Valohai REST API as the providers use it: client, errors, statuses, waiting, credentials."""
