@@ -1,7 +1,7 @@
 # The two commands a user needs: `make demo` (the main job) and `make test` (the whole suite).
 # Both set themselves up on a fresh machine and can be run again at any time.
 SHELL := /bin/bash  # recipes source scripts/env.sh, which needs bash
-.PHONY: setup demo test test-e2e backend backend-stop drift-check bench record-cassettes
+.PHONY: setup demo test test-e2e lint backend backend-stop drift-check bench record-cassettes
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +14,9 @@ test:
 
 test-e2e:
 	bash scripts/test.sh -m e2e
+
+lint:
+	bash scripts/setup.sh >/dev/null && bash scripts/lint.sh
 
 backend:
 	bash scripts/backend.sh start

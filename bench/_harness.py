@@ -6,6 +6,9 @@ parameters, inputs and pipeline as the real one, but each command is a few lines
 the output files the providers expect (and the train step sleeps S seconds).
 
 Everything runs on loopback, in temp directories: its own local backend, Pulumi home and file state.
+
+Longer than a module should be because half of it is that trivial project's text (step script and
+valohai.yaml), kept beside the code that writes it so both change together.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +37,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from local_valohai.testing import LocalValohai  # noqa: E402
-from providers.toolchain import offline_env
-from providers.client import ValohaiClient  # noqa: E402
+from providers.api.client import ValohaiClient  # noqa: E402
+from toolchain.environment import offline_env  # noqa: E402
+from toolchain.pulumi_cli import run_pulumi  # noqa: E402
 
 PROJECT_NAME = "valohai-sweep"  # the config namespace the stack program reads
 
@@ -207,14 +211,14 @@ options:
 
 SWEEP_PROGRAM = """\
 from pathlib import Path
-from providers.stack_program import build_stack
+from stacks.program import build_stack
 
 build_stack(Path(__file__).resolve().parent.parent)
 """
 
 PROBE_PROGRAM = """\
 import pulumi
-from providers.probe import ToolchainProbe
+from toolchain.probe import ToolchainProbe
 
 count = int(pulumi.Config().require("count"))
 for i in range(count):
@@ -237,19 +241,22 @@ def write_sweep_project(root: Path, *, sleep: float) -> Path:
     return root
 
 
-def write_sweep_stack(root: Path, stack: str, *, host: str, project: str, harbors: list[str],
-                      epochs: list[int]) -> None:
+def write_sweep_stack(
+    root: Path, stack: str, *, host: str, project: str, harbors: list[str], epochs: list[int]
+) -> None:
     """Stack config in the shape of stacks/Pulumi.local.yaml; the token comes from VALOHAI_API_TOKEN."""
-    config = {"config": {
-        "valohai:host": host,
-        "valohai:project": project,
-        f"{PROJECT_NAME}:harbors": harbors,
-        f"{PROJECT_NAME}:epochs": epochs,
-        f"{PROJECT_NAME}:mode": "parallel",
-        f"{PROJECT_NAME}:training": {"learning_rate": 0.002, "batch_size": 32, "validation_split": 0.3},
-        f"{PROJECT_NAME}:data": {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 1, "seed": 42},
-        f"{PROJECT_NAME}:wait_timeout_minutes": "20",
-    }}
+    config = {
+        "config": {
+            "valohai:host": host,
+            "valohai:project": project,
+            f"{PROJECT_NAME}:harbors": harbors,
+            f"{PROJECT_NAME}:epochs": epochs,
+            f"{PROJECT_NAME}:mode": "parallel",
+            f"{PROJECT_NAME}:training": {"learning_rate": 0.002, "batch_size": 32, "validation_split": 0.3},
+            f"{PROJECT_NAME}:data": {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 1, "seed": 42},
+            f"{PROJECT_NAME}:wait_timeout_minutes": "20",
+        }
+    }
     (root / f"Pulumi.{stack}.yaml").write_text(json.dumps(config, indent=2))  # JSON is YAML
 
 
@@ -263,7 +270,8 @@ def write_probe_project(root: Path, stack: str, count: int) -> Path:
 
 # --- pulumi ---------------------------------------------------------------------------------------
 
-def pulumi_env(work: Path, token: Optional[str]) -> dict[str, str]:
+
+def pulumi_env(work: Path, token: str | None) -> dict[str, str]:
     """A private Pulumi home and file backend under `work`, offline, with the venv's Python."""
     env = offline_env(work, passphrase="bench-passphrase")
     if token:
@@ -275,16 +283,18 @@ class PulumiFailed(RuntimeError):
     pass
 
 
-def pulumi(args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600,
-           ok: tuple[int, ...] = (0,)) -> tuple[float, subprocess.CompletedProcess]:
+def pulumi(
+    args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600, ok: tuple[int, ...] = (0,)
+) -> tuple[float, subprocess.CompletedProcess]:
     """Run the real CLI; return (wall seconds, result). Raises with the output tail on a bad exit."""
     started = time.perf_counter()
-    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, env=dict(env), text=True,
-                            capture_output=True, timeout=timeout)
+    result = run_pulumi(args, cwd, env, timeout=timeout)
     seconds = time.perf_counter() - started
     if result.returncode not in ok:
-        raise PulumiFailed(f"pulumi {' '.join(args)} exited {result.returncode}\n--- stdout\n"
-                           f"{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-3000:]}")
+        raise PulumiFailed(
+            f"pulumi {' '.join(args)} exited {result.returncode}\n--- stdout\n"
+            f"{result.stdout[-5000:]}\n--- stderr\n{result.stderr[-3000:]}"
+        )
     return seconds, result
 
 
@@ -293,6 +303,7 @@ def init_stack(cwd: Path, env: Mapping[str, str], stack: str) -> None:
 
 
 # --- backend --------------------------------------------------------------------------------------
+
 
 @contextmanager
 def backend(work: Path, workers: int) -> Iterator[LocalValohai]:
@@ -315,14 +326,23 @@ def create_project(server: LocalValohai, name: str) -> dict:
 # --- a counting reverse proxy ---------------------------------------------------------------------
 
 _ID_SEGMENT = re.compile(r"^(~?[0-9a-f]{8,}|[0-9a-f-]{32,36}|\d+)$")
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade", "content-length"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+}
 
 
 def endpoint(method: str, path: str) -> str:
     """`GET /api/v0/pipelines/<uuid>/` -> `GET pipelines/{id}/` (query dropped)."""
     path = urlsplit(path).path
-    path = path[len("/api/v0/"):] if path.startswith("/api/v0/") else path
+    path = path[len("/api/v0/") :] if path.startswith("/api/v0/") else path
     return f"{method} " + "/".join("{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/"))
 
 
@@ -374,7 +394,7 @@ class CountingProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "CountingProxy":
+    def start(self) -> CountingProxy:
         self._thread.start()
         return self
 
@@ -393,6 +413,7 @@ class CountingProxy:
 
 # --- reporting ------------------------------------------------------------------------------------
 
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -408,8 +429,10 @@ def machine() -> str:
     except (OSError, IndexError):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} cores ({cpu}), {mem} RAM, load {load:.1f} at start, Python "
-            f"{platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem} RAM, load {load:.1f} at start, Python "
+        f"{platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def median(values: list[float]) -> float:
@@ -426,7 +449,7 @@ def temp_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
-def parse_time(value: Optional[str]) -> Optional[float]:
+def parse_time(value: str | None) -> float | None:
     if not value:
         return None
     return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=timezone.utc).timestamp()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import os
 import random
-import statistics
 import sys
 import tarfile
 import tempfile
@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from local_valohai.testing import LocalValohai  # noqa: E402
+from local_valohai.testing import LocalValohai
 
 YAML = b"""
 - step:
@@ -92,8 +92,15 @@ HEADERS: dict[str, str] = {}
 def summary(name: str, latencies: list[float], errors: int, wall: float) -> dict:
     ordered = sorted(latencies)
     p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"name": name, "requests": len(latencies), "rps": len(latencies) / wall, "p50_ms": p(0.50),
-            "p99_ms": p(0.99), "errors": errors, "wall_s": wall}
+    return {
+        "name": name,
+        "requests": len(latencies),
+        "rps": len(latencies) / wall,
+        "p50_ms": p(0.50),
+        "p99_ms": p(0.99),
+        "errors": errors,
+        "wall_s": wall,
+    }
 
 
 def main() -> None:
@@ -111,10 +118,17 @@ def main() -> None:
         api = server.api
         s = make_session()
         project = s.post(f"{api}/projects/", data={"name": "bench"}).json()
-        commit = s.post(f"{api}/projects/{project['id']}/import-package/",
-                        files={"data": ("data.tgz", package(), "application/gzip")}).json()["identifier"]
-        body = {"project": project["id"], "title": "bench", "tags": ["bench"], "edges": [],
-                "nodes": [{"name": "noop", "type": "execution", "template": {"commit": commit, "step": "noop"}}]}
+        commit = s.post(
+            f"{api}/projects/{project['id']}/import-package/",
+            files={"data": ("data.tgz", package(), "application/gzip")},
+        ).json()["identifier"]
+        body = {
+            "project": project["id"],
+            "title": "bench",
+            "tags": ["bench"],
+            "edges": [],
+            "nodes": [{"name": "noop", "type": "execution", "template": {"commit": commit, "step": "noop"}}],
+        }
 
         def create(session: requests.Session, i: int) -> str:
             response = session.post(f"{api}/pipelines/", json=body, timeout=30)
@@ -131,26 +145,9 @@ def main() -> None:
         lat, err, wall, _ = hammer(args.reads, args.threads, read, deadline)
         reads = summary("GET pipelines/{id}/", lat, err, wall)
 
-        while time.monotonic() < deadline:  # wait for the queue to drain
-            left = s.get(f"{api}/executions/", params={"project": project["id"], "status": "incomplete",
-                                                       "limit": 1}).json()["count"]
-            if left == 0:
-                break
-            time.sleep(0.5)
-        rows = s.get(f"{api}/executions/", params={"project": project["id"], "limit": 10000,
-                                                   "exclude": "outputs,metadata"}).json()["results"]
-        starts = sorted(datetime.fromisoformat(r["start_time"].rstrip("Z")) for r in rows if r["start_time"])
-        complete = sum(r["status"] == "complete" for r in rows)
-        span = (starts[-1] - starts[0]).total_seconds() if len(starts) > 1 else float("nan")
-        scheduler = {"executions": len(rows), "complete": complete, "starts_per_s": (len(starts) - 1) / span}
+        scheduler = scheduler_stats(s, api, project["id"], deadline)
 
-    lines = [
-        f"{r['name']:<22} {r['requests']:>6} req  {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  "
-        f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}"
-        for r in (creates, reads)
-    ]
-    lines.append(f"scheduler: {scheduler['executions']} no-op executions, {scheduler['complete']} complete, "
-                 f"{scheduler['starts_per_s']:.1f} started/s with {args.workers} workers")
+    lines = report_lines(creates, reads, scheduler, args.workers)
     print("\n".join(lines))
     if not args.no_readme:
         write_readme(lines, args)
@@ -158,17 +155,52 @@ def main() -> None:
         sys.exit(1)
 
 
+def scheduler_stats(s: requests.Session, api: str, project_id: str, deadline: float) -> dict:
+    """Once the queue has drained (or the time cap is up): how many executions ran and how fast they started."""
+    while time.monotonic() < deadline:  # wait for the queue to drain
+        left = s.get(f"{api}/executions/", params={"project": project_id, "status": "incomplete", "limit": 1}).json()[
+            "count"
+        ]
+        if left == 0:
+            break
+        time.sleep(0.5)
+    rows = s.get(
+        f"{api}/executions/", params={"project": project_id, "limit": 10000, "exclude": "outputs,metadata"}
+    ).json()["results"]
+    starts = sorted(datetime.fromisoformat(r["start_time"].rstrip("Z")) for r in rows if r["start_time"])
+    complete = sum(r["status"] == "complete" for r in rows)
+    span = (starts[-1] - starts[0]).total_seconds() if len(starts) > 1 else float("nan")
+    return {"executions": len(rows), "complete": complete, "starts_per_s": (len(starts) - 1) / span}
+
+
+def report_lines(creates: dict, reads: dict, scheduler: dict, workers: int) -> list[str]:
+    """One line per hammered endpoint and one for the scheduler, as printed and written to the README."""
+    lines = [
+        f"{r['name']:<22} {r['requests']:>6} req  {r['rps']:8.1f} req/s  p50 {r['p50_ms']:7.1f} ms  "
+        f"p99 {r['p99_ms']:7.1f} ms  errors {r['errors']}"
+        for r in (creates, reads)
+    ]
+    lines.append(
+        f"scheduler: {scheduler['executions']} no-op executions, {scheduler['complete']} complete, "
+        f"{scheduler['starts_per_s']:.1f} started/s with {workers} workers"
+    )
+    return lines
+
+
 def write_readme(lines: list[str], args: argparse.Namespace) -> None:
     """Replace only this benchmark's section of bench/README.md."""
     text = README.read_text() if README.exists() else "# Benchmarks\n"
-    block = (f"{SECTION}\n\nLoopback, {args.threads} client threads, {args.workers} runner workers, "
-             f"{time.strftime('%Y-%m-%d')}, this machine ({__import__('os').cpu_count()} cores, shared). The queued "
-             "no-op executions run while the reads happen, on the same cores as the server and the client:\n\n```\n"
-             + "\n".join(lines) + "\n```\n")
+    block = (
+        f"{SECTION}\n\nLoopback, {args.threads} client threads, {args.workers} runner workers, "
+        f"{time.strftime('%Y-%m-%d')}, this machine ({os.cpu_count()} cores, shared). The queued "
+        "no-op executions run while the reads happen, on the same cores as the server and the client:\n\n```\n"
+        + "\n".join(lines)
+        + "\n```\n"
+    )
     if SECTION in text:
         start = text.index(SECTION)
         end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + block + (text[end + 1:] if end != -1 else "")
+        text = text[:start] + block + (text[end + 1 :] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     README.write_text(text)

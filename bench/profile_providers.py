@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _harness as h  # noqa: E402
+import _harness as h
 
 WRAPPER = """#!/bin/sh
 # PULUMI_PYTHON_CMD wrapper: profile only the dynamic-provider process (`-u -m pulumi.dynamic`).
@@ -112,8 +112,11 @@ server.main()
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pyinstrument-path", default=os.environ.get("PYINSTRUMENT_PATH", "/tmp/vpac-pyinstrument"),
-                        help="a `pip install --target` dir holding pyinstrument (default /tmp/vpac-pyinstrument)")
+    parser.add_argument(
+        "--pyinstrument-path",
+        default=os.environ.get("PYINSTRUMENT_PATH", "/tmp/vpac-pyinstrument"),
+        help="a `pip install --target` dir holding pyinstrument (default /tmp/vpac-pyinstrument)",
+    )
     parser.add_argument("--sleep", type=float, default=5.0)
     args = parser.parse_args()
     extra = Path(args.pyinstrument_path)
@@ -125,14 +128,17 @@ def main() -> int:
     work = h.temp_dir("vpac-bench-profile-")
     (work / "server.py").write_text(PROFILED_SERVER)
     wrapper = work / "python-wrapper.sh"
-    wrapper.write_text(WRAPPER.format(extra=extra, python=h.ROOT / ".venv" / "bin" / "python", server=work / "server.py"))
+    wrapper.write_text(
+        WRAPPER.format(extra=extra, python=h.ROOT / ".venv" / "bin" / "python", server=work / "server.py")
+    )
     wrapper.chmod(0o755)
     print(f"machine: {h.machine()}")
     with h.backend(work / "backend", workers=8) as server:
         h.create_project(server, "profile")
         root = h.write_sweep_project(work / "project", sleep=args.sleep)
-        h.write_sweep_stack(root, "profile", host=server.url, project="profile", harbors=["harbor_A", "harbor_B"],
-                            epochs=[1, 2])
+        h.write_sweep_stack(
+            root, "profile", host=server.url, project="profile", harbors=["harbor_A", "harbor_B"], epochs=[1, 2]
+        )
         env = h.pulumi_env(work, server.token)
         env["PULUMI_PYTHON_CMD"] = str(wrapper)
         h.init_stack(root, env, "profile")

@@ -28,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _harness as h  # noqa: E402
+import _harness as h
 
-from providers import payloads  # noqa: E402
-from providers.code_package import build_package  # noqa: E402
-from providers.sweep import parse_sweep  # noqa: E402
-from providers.waiting import DONE, FAILED  # noqa: E402
+from providers.api.statuses import DONE, FAILED
+from providers.resources.code_package import build_package
+from providers.sweep import payloads
+from providers.sweep.config import parse_sweep
 
 SEED_POLL_SECONDS = 30.0
 FAST_POLL_SECONDS = 1.0
@@ -43,6 +43,7 @@ SHAPES = {4: (2, 2), 16: (4, 4)}  # cells -> (harbors, epoch values)
 
 
 # --- (b) the seed ---------------------------------------------------------------------------------
+
 
 def wait_executions(api, ids: list[str], poll: float, deadline: float) -> list[dict]:
     while True:
@@ -65,21 +66,41 @@ def run_seed(server, root: Path, project_name: str, sweep_raw: dict) -> dict[str
     deadline = time.monotonic() + DEADLINE_SECONDS
     project = api.create_project(project_name, "seed benchmark")
     commit = api.import_package(project["id"], build_package(root))["identifier"]
-    generation = [api.create_execution(payloads.generation_execution(
-        commit=commit, project_id=project["id"], harbor=harbor, data=sweep.data, tags=[])) for harbor in sweep.harbors]
+    generation = [
+        api.create_execution(
+            payloads.generation_execution(
+                commit=commit, project_id=project["id"], harbor=harbor, data=sweep.data, tags=[]
+            )
+        )
+        for harbor in sweep.harbors
+    ]
     wait_executions(api, [e["id"] for e in generation], FAST_POLL_SECONDS, deadline)
     data_by_harbor = {}
-    for harbor, execution in zip(sweep.harbors, generation):
+    for harbor, execution in zip(sweep.harbors, generation, strict=True):
         outputs = {d["name"]: f"datum://{d['id']}" for d in api.execution_outputs(execution["id"])}
-        data_by_harbor[harbor] = {"images": outputs["images.zip"], "labels": outputs[f"train_{harbor}.csv"],
-                                  "test_labels": outputs[f"test_labels_{harbor}.csv"]}
+        data_by_harbor[harbor] = {
+            "images": outputs["images.zip"],
+            "labels": outputs[f"train_{harbor}.csv"],
+            "test_labels": outputs[f"test_labels_{harbor}.csv"],
+        }
     setup_done = time.perf_counter()
 
     # The seed proper: one POST per cell ...
     config = payloads.load_config((root / "valohai.yaml").read_text())
-    pipelines = [api.create_pipeline(payloads.training_pipeline(
-        config, commit=commit, project_id=project["id"], cell=cell, sweep=sweep, data=data_by_harbor[cell.harbor],
-        tags=[])) for cell in sweep.cells]
+    pipelines = [
+        api.create_pipeline(
+            payloads.training_pipeline(
+                config,
+                commit=commit,
+                project_id=project["id"],
+                cell=cell,
+                sweep=sweep,
+                data=data_by_harbor[cell.harbor],
+                tags=[],
+            )
+        )
+        for cell in sweep.cells
+    ]
     # ... then GET all of them, sleeping 30 s between rounds, until every one is complete ...
     while True:
         current = [api.get_pipeline(p["id"]) for p in pipelines]
@@ -93,19 +114,28 @@ def run_seed(server, root: Path, project_name: str, sweep_raw: dict) -> dict[str
         time.sleep(SEED_POLL_SECONDS)
     # ... then the train node's execution per pipeline (the seed took node 0 by mistake) ...
     train_ids = {}
-    for cell, pipeline in zip(sweep.cells, current):
+    for cell, pipeline in zip(sweep.cells, current, strict=True):
         node = next(n for n in pipeline["nodes"] if n["name"] == payloads.TRAIN_NODE)
         train_ids[cell.name] = node["execution"]["id"]
     # ... and the prediction with exec_ids and harbours.
-    prediction = api.create_execution(payloads.prediction_execution(
-        commit=commit, project_id=project["id"], training_execution_ids=train_ids, models=[],
-        harbors=list(sweep.harbors), data_by_harbor=data_by_harbor, tags=[]))
+    prediction = api.create_execution(
+        payloads.prediction_execution(
+            commit=commit,
+            project_id=project["id"],
+            training_execution_ids=train_ids,
+            models=[],
+            harbors=list(sweep.harbors),
+            data_by_harbor=data_by_harbor,
+            tags=[],
+        )
+    )
     wait_executions(api, [prediction["id"]], FAST_POLL_SECONDS, deadline)
     ended = time.perf_counter()
     return {"total": ended - started, "setup": setup_done - started, "seed_proper": ended - setup_done}
 
 
 # --- (a) ours -------------------------------------------------------------------------------------
+
 
 def critical_path(api, project_id: str, up_started: float, up_ended: float) -> dict[str, float]:
     """The longest chain of step run times, from the backend's start/end times, and where the rest went."""
@@ -128,21 +158,31 @@ def critical_path(api, project_id: str, up_started: float, up_ended: float) -> d
     cells_created = min(t(e["ctime"]) for e in by_step["preprocess-dataset"])
     train_end = max(t(e["end_time"]) for e in by_step["train"])
     predict_e = by_step["predict-models"][0]
-    return {"critical": generation + cell + predict, "generation": generation, "cell": cell, "predict": predict,
-            "backend_span": last_end - first_start,
-            # where the wall time outside the steps went:
-            "to_first_step": gen_created - up_started,       # CLI, program, preview (+refresh), code upload
-            "gen_to_cells": cells_created - gen_end,          # generation wait poll, outputs, 4-at-a-time creates
-            "cells_to_predict": t(predict_e["ctime"]) - train_end,  # sweep wait poll + result collection
-            "after_predict": up_ended - t(predict_e["end_time"]),   # prediction poll, report download, CLI exit
-            }
+    return {
+        "critical": generation + cell + predict,
+        "generation": generation,
+        "cell": cell,
+        "predict": predict,
+        "backend_span": last_end - first_start,
+        # where the wall time outside the steps went:
+        "to_first_step": gen_created - up_started,  # CLI, program, preview (+refresh), code upload
+        "gen_to_cells": cells_created - gen_end,  # generation wait poll, outputs, 4-at-a-time creates
+        "cells_to_predict": t(predict_e["ctime"]) - train_end,  # sweep wait poll + result collection
+        "after_predict": up_ended - t(predict_e["end_time"]),  # prediction poll, report download, CLI exit
+    }
 
 
 def run_ours(server, root: Path, work: Path, stack: str, project_name: str, sweep_raw: dict) -> dict[str, float]:
     api = h.api(server)
     project = api.create_project(project_name, "pulumi benchmark")
-    h.write_sweep_stack(root, stack, host=server.url, project=project_name, harbors=list(sweep_raw["harbors"]),
-                        epochs=list(sweep_raw["epochs"]))
+    h.write_sweep_stack(
+        root,
+        stack,
+        host=server.url,
+        project=project_name,
+        harbors=list(sweep_raw["harbors"]),
+        epochs=list(sweep_raw["epochs"]),
+    )
     env = h.pulumi_env(work, server.token)
     h.init_stack(root, env, stack)
     up_started = time.time()
@@ -155,6 +195,7 @@ def run_ours(server, root: Path, work: Path, stack: str, project_name: str, swee
 
 
 # --- main -----------------------------------------------------------------------------------------
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -172,8 +213,12 @@ def main() -> int:
     summary = []
     for n in sizes:
         harbors, epochs = SHAPES[n]
-        sweep_raw = {"harbors": h.harbor_names(harbors), "epochs": list(range(1, epochs + 1)), "mode": "parallel",
-                     "data": {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 1, "seed": 42}}
+        sweep_raw = {
+            "harbors": h.harbor_names(harbors),
+            "epochs": list(range(1, epochs + 1)),
+            "mode": "parallel",
+            "data": {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 1, "seed": 42},
+        }
         workers = n + harbors + 1  # every cell, generation and the prediction can run at once
         root = h.write_sweep_project(work / f"project-{n}", sleep=args.sleep)
         ours_runs, seed_runs = [], []
@@ -184,17 +229,23 @@ def main() -> int:
                     if which == "ours":
                         res = run_ours(server, root, work / f"pulumi-{n}", f"n{n}r{r}", f"ours-{n}-{r}", sweep_raw)
                         ours_runs.append(res)
-                        print(f"  N={n:>2} run {r + 1}: ours  up {res['up']:6.2f} s   no-op up {res['noop_up']:5.2f} s   "
-                              f"critical path {res['critical']:5.2f} s (gen {res['generation']:.2f} + cell "
-                              f"{res['cell']:.2f} + predict {res['predict']:.2f})\n"
-                              f"                    outside the steps: start->1st step {res['to_first_step']:.2f}, "
-                              f"gen->cells {res['gen_to_cells']:.2f}, cells->predict {res['cells_to_predict']:.2f}, "
-                              f"predict->exit {res['after_predict']:.2f}", flush=True)
+                        print(
+                            f"  N={n:>2} run {r + 1}: ours  up {res['up']:6.2f} s   no-op up {res['noop_up']:5.2f} s   "
+                            f"critical path {res['critical']:5.2f} s (gen {res['generation']:.2f} + cell "
+                            f"{res['cell']:.2f} + predict {res['predict']:.2f})\n"
+                            f"                    outside the steps: start->1st step {res['to_first_step']:.2f}, "
+                            f"gen->cells {res['gen_to_cells']:.2f}, cells->predict {res['cells_to_predict']:.2f}, "
+                            f"predict->exit {res['after_predict']:.2f}",
+                            flush=True,
+                        )
                     else:
                         res = run_seed(server, root, f"seed-{n}-{r}", sweep_raw)
                         seed_runs.append(res)
-                        print(f"  N={n:>2} run {r + 1}: seed  total {res['total']:6.2f} s   (setup+generation "
-                              f"{res['setup']:.2f} s, the seed's own script {res['seed_proper']:.2f} s)", flush=True)
+                        print(
+                            f"  N={n:>2} run {r + 1}: seed  total {res['total']:6.2f} s   (setup+generation "
+                            f"{res['setup']:.2f} s, the seed's own script {res['seed_proper']:.2f} s)",
+                            flush=True,
+                        )
         up = h.median([x["up"] for x in ours_runs])
         noop = h.median([x["noop_up"] for x in ours_runs])
         crit = h.median([x["critical"] for x in ours_runs])
@@ -202,23 +253,29 @@ def main() -> int:
         excess = h.median([x["up"] - x["critical"] - x["noop_up"] for x in ours_runs])
         seed_total = h.median([x["total"] for x in seed_runs])
         seed_proper = h.median([x["seed_proper"] for x in seed_runs])
-        ratio = h.median([o["up"] / s["total"] for o, s in zip(ours_runs, seed_runs)])
+        ratio = h.median([o["up"] / s["total"] for o, s in zip(ours_runs, seed_runs, strict=False)])
         summary.append((n, up, noop, crit, overhead, excess, seed_total, seed_proper, ratio))
         print()
 
     print("medians (seconds)")
-    print(f"{'N':>3} {'ours up':>8} {'no-op up':>9} {'crit.path':>9} {'overhead':>9} {'excess':>7} "
-          f"{'seed':>7} {'seed own':>8} {'ours/seed':>9}  targets")
+    print(
+        f"{'N':>3} {'ours up':>8} {'no-op up':>9} {'crit.path':>9} {'overhead':>9} {'excess':>7} "
+        f"{'seed':>7} {'seed own':>8} {'ours/seed':>9}  targets"
+    )
     all_met = True
     for n, up, noop, crit, overhead, excess, seed_total, seed_proper, ratio in summary:
         overhead_ok = excess <= 3.0
         ratio_ok = ratio <= 0.5
         all_met &= overhead_ok and ratio_ok
-        print(f"{n:>3} {up:8.2f} {noop:9.2f} {crit:9.2f} {overhead:9.2f} {excess:7.2f} {seed_total:7.2f} "
-              f"{seed_proper:8.2f} {ratio:9.2f}  overhead-noop<=3s: {'MET' if overhead_ok else 'MISSED'}; "
-              f"ours<=seed/2: {'MET' if ratio_ok else 'MISSED'}")
-    print("\noverhead = ours up - critical path; excess = overhead - no-op up (target <= 3 s); "
-          "ours/seed = median of per-run ratios (target <= 0.5); seed own = the seed script without setup/generation.")
+        print(
+            f"{n:>3} {up:8.2f} {noop:9.2f} {crit:9.2f} {overhead:9.2f} {excess:7.2f} {seed_total:7.2f} "
+            f"{seed_proper:8.2f} {ratio:9.2f}  overhead-noop<=3s: {'MET' if overhead_ok else 'MISSED'}; "
+            f"ours<=seed/2: {'MET' if ratio_ok else 'MISSED'}"
+        )
+    print(
+        "\noverhead = ours up - critical path; excess = overhead - no-op up (target <= 3 s); "
+        "ours/seed = median of per-run ratios (target <= 0.5); seed own = the seed script without setup/generation."
+    )
     print(f"work dir (state, backend data, logs): {work}")
     return 0 if all_met else 1
 

@@ -25,9 +25,8 @@ from pathlib import Path
 STEPS = Path(__file__).resolve().parents[1] / "steps"
 sys.path.insert(0, str(STEPS))
 
-import numpy as np  # noqa: E402
-
 import generate_harbors  # noqa: E402
+import numpy as np  # noqa: E402
 import preprocess_dataset  # noqa: E402
 import train  # noqa: E402
 from common import configure_tensorflow, decode_resized  # noqa: E402
@@ -47,8 +46,14 @@ def plain_keras(data, epochs: int, batch_size: int, learning_rate: float) -> flo
     """The reference: the same model (the step's own builder, so only the fit path differs), plain `model.fit`."""
     model = train.build_model(tuple(data["x_train"].shape[1:]), learning_rate)
     started = time.perf_counter()
-    model.fit(data["x_train"], data["y_train"], validation_data=(data["x_val"], data["y_val"]),
-              epochs=epochs, batch_size=batch_size, verbose=0)
+    model.fit(
+        data["x_train"],
+        data["y_train"],
+        validation_data=(data["x_val"], data["y_val"]),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=0,
+    )
     return len(data["x_train"]) * epochs / (time.perf_counter() - started)
 
 
@@ -73,8 +78,10 @@ def main() -> None:
     data = make_data(args.image_size, args.images_per_class)
     configure_tensorflow(seed=1)
     lr = train.DEFAULTS["learning_rate"]
-    print(f"{len(data['x_train'])} train / {len(data['x_val'])} val images {args.image_size}px, {args.epochs} epochs, "
-          f"batch {args.batch_size}, {os.cpu_count()} cores, {args.runs} runs each (alternating)")
+    print(
+        f"{len(data['x_train'])} train / {len(data['x_val'])} val images {args.image_size}px, {args.epochs} epochs, "
+        f"batch {args.batch_size}, {os.cpu_count()} cores, {args.runs} runs each (alternating)"
+    )
     # Warm-up, discarded: the first fit in a process also pays for thread pools and kernel set-up.
     step_path(data, 1, args.batch_size, lr)
     plain_keras(data, 1, args.batch_size, lr)
@@ -89,9 +96,13 @@ def main() -> None:
                 theirs.append(plain_keras(data, args.epochs, args.batch_size, lr))
         print(f"run {run + 1}: train step {ours[-1]:7.1f} img/s   plain model.fit {theirs[-1]:7.1f} img/s")
     m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
-    print(f"median:  train step {m_ours:7.1f} img/s   plain model.fit {m_theirs:7.1f} img/s   ratio {m_ours / m_theirs:.2f}")
-    print(f"(the step's own metrics file reports {statistics.median(reported):.1f} img/s: training part of each epoch only, "
-          "validation excluded)")
+    print(
+        f"median:  train step {m_ours:7.1f} img/s   plain model.fit {m_theirs:7.1f} img/s   ratio {m_ours / m_theirs:.2f}"
+    )
+    print(
+        f"(the step's own metrics file reports {statistics.median(reported):.1f} img/s: training part of each epoch only, "
+        "validation excluded)"
+    )
 
 
 if __name__ == "__main__":

@@ -55,12 +55,17 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"detail": f"Internal server error: {type(exc).__name__}"}, status_code=500)
 
     if settings.fault_rate > 0:
-        log.warning("fault injection on: rate %.2f, seed %d, after commit %s", settings.fault_rate,
-                    settings.fault_seed, settings.fault_after_commit)
+        log.warning(
+            "fault injection on: rate %.2f, seed %d, after commit %s",
+            settings.fault_rate,
+            settings.fault_seed,
+            settings.fault_after_commit,
+        )
         hide_injected_drops()
     # add_middleware wraps outermost last: NormalizePath → TokenAuth → FaultInjection → routes.
-    app.add_middleware(FaultInjection, rate=settings.fault_rate, seed=settings.fault_seed,
-                       after_commit=settings.fault_after_commit)
+    app.add_middleware(
+        FaultInjection, rate=settings.fault_rate, seed=settings.fault_seed, after_commit=settings.fault_after_commit
+    )
     app.add_middleware(TokenAuth, token=settings.token)
     app.add_middleware(NormalizePath)
     return app

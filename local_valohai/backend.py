@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from .services.pipelines import Scheduler, stop_execution
+from providers.api.statuses import ERROR, INCOMPLETE, STOPPED
+
+from . import db
+from .db import Store, Transaction, now_iso
+from .services.executions import stop_execution
 from .services.runner import INTERRUPTED, SHUTDOWN, Runner
+from .services.scheduler import PIPELINE_INCOMPLETE, PIPELINE_TERMINAL, Scheduler
 from .settings import Settings
-from .store import Store, now_iso
 
 log = logging.getLogger("local_valohai")
 
@@ -25,39 +29,37 @@ class Backend:
         self.scheduler.execution_finished(execution_id)
 
     def start(self) -> None:
-        self.mark_unfinished("error", INTERRUPTED)
+        self.mark_unfinished(ERROR, INTERRUPTED)
         self.runner.start()
 
     def shutdown(self) -> None:
         self.runner.shutdown()
-        self.mark_unfinished("stopped", SHUTDOWN)
+        self.mark_unfinished(STOPPED, SHUTDOWN)
 
-    def stop_execution(self, tx, execution_id: str) -> None:
-        stop_execution(tx, self.store, execution_id, self.runner.request_stop)
+    def stop_execution(self, execution_id: str, *, delete: bool = False) -> None:
+        """Stop one execution (and with `delete`, mark it deleted) in one transaction."""
+        with self.store.write() as tx:
+            stop_execution(tx, execution_id, self.runner.request_stop)
+            if delete:
+                db.executions.mark_deleted(tx, execution_id)
 
     def mark_unfinished(self, status: str, detail: str) -> None:
         """Nothing may stay `started` across a restart: finish executions, nodes and pipelines for good."""
         now = now_iso()
         with self.store.write() as tx:
-            rows = tx.execute(
-                "SELECT id FROM executions WHERE status IN ('created','queued','started','stopping')"
-            ).fetchall()
-            for row in rows:
-                tx.execute(
-                    "UPDATE executions SET status=?, status_detail=?, end_time=?, mtime=? WHERE id=?",
-                    (status, detail, now, now, row["id"]),
-                )
-                tx.execute("INSERT INTO events (execution_id, time, stream, message) VALUES (?,?,?,?)",
-                           (row["id"], now, "status", f"Execution {status}: {detail}"))
-            pipelines = tx.execute(
-                "SELECT id FROM pipelines WHERE status IN ('created','started','stopping')"
-            ).fetchall()
-            for p in pipelines:
-                for node in tx.execute("SELECT * FROM nodes WHERE pipeline_id=?", (p["id"],)).fetchall():
-                    if node["status"] in ("complete", "error", "stopped"):
-                        continue
-                    tx.execute("UPDATE nodes SET status=? WHERE id=?", (status, node["id"]))
-                tx.execute("UPDATE pipelines SET status=?, mtime=? WHERE id=?", (status, now, p["id"]))
-                self.scheduler._append_log(tx, "pipelines", p["id"], detail)
-        if rows:
-            log.warning("marked %d unfinished execution(s) %s", len(rows), status)
+            execution_ids = db.executions.unfinished_ids(tx)
+            for execution_id in execution_ids:
+                db.executions.end_unfinished(tx, execution_id, status, detail, now, only_from=INCOMPLETE)
+                db.events.add_status(tx, execution_id, now, f"Execution {status}: {detail}")
+            for pipeline_id in db.pipelines.ids_with_status(tx, PIPELINE_INCOMPLETE):
+                _end_pipeline(tx, pipeline_id, status, detail, now)
+        if execution_ids:
+            log.warning("marked %d unfinished execution(s) %s", len(execution_ids), status)
+
+
+def _end_pipeline(tx: Transaction, pipeline_id: str, status: str, detail: str, now: str) -> None:
+    for node in db.nodes.of_pipeline(tx, pipeline_id):
+        if node["status"] not in PIPELINE_TERMINAL:
+            db.nodes.set_status(tx, node["id"], status)
+    db.pipelines.set_status(tx, pipeline_id, status, now)
+    db.pipelines.append_log(tx, "pipelines", pipeline_id, detail)

@@ -20,11 +20,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="Run the Valohai-compatible API server")
     serve.add_argument("--host", default="127.0.0.1", help="Interface to bind (default 127.0.0.1, loopback only)")
     serve.add_argument("--port", type=int, default=8000, help="Port (0 = pick a free one)")
-    serve.add_argument("--data-dir", default=os.environ.get("LOCAL_VALOHAI_DATA_DIR", ".local-valohai"),
-                       help="Where the database, the file store and execution directories live")
+    serve.add_argument(
+        "--data-dir",
+        default=os.environ.get("LOCAL_VALOHAI_DATA_DIR", ".local-valohai"),
+        help="Where the database, the file store and execution directories live",
+    )
     serve.add_argument("--workers", type=int, default=None, help="Parallel executions (default: CPU count)")
-    serve.add_argument("--token", default=None,
-                       help="API token (default: $LOCAL_VALOHAI_TOKEN, else DATA_DIR/token, generated once)")
+    serve.add_argument(
+        "--token", default=None, help="API token (default: $LOCAL_VALOHAI_TOKEN, else DATA_DIR/token, generated once)"
+    )
     serve.add_argument("--access-log", action="store_true", help="Log each request (never the headers)")
     serve.add_argument("--log-level", default="warning")
     return parser
@@ -41,8 +45,12 @@ def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     config = uvicorn.Config(
-        app, log_level=args.log_level, access_log=args.access_log, timeout_graceful_shutdown=5,
-        server_header=False, proxy_headers=False,
+        app,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     print(f"local-valohai listening on http://{host}:{port}", flush=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import random
 import re
 import threading
@@ -18,12 +19,14 @@ MULTI_SLASH = re.compile(r"/{2,}")
 
 async def _send_json(send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        + (headers or []),
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+            + (headers or []),
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -56,8 +59,12 @@ class TokenAuth:
             return
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None:
-            await _send_json(send, 401, {"detail": "Authentication credentials were not provided."},
-                             [(b"www-authenticate", b"Token")])
+            await _send_json(
+                send,
+                401,
+                {"detail": "Authentication credentials were not provided."},
+                [(b"www-authenticate", b"Token")],
+            )
             return
         if not hmac.compare_digest(header, self.expected):
             await _send_json(send, 401, {"detail": "Invalid token."}, [(b"www-authenticate", b"Token")])
@@ -96,13 +103,19 @@ class FaultInjection:
             await self.app(scope, receive, send)
             return
         if self.after_commit:
+
             async def discard(message) -> None:
                 return None
 
             await self.app(scope, receive, discard)
         if kind == "drop":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+                }
+            )
             await send({"type": "http.response.body", "body": b'{"injected', "more_body": True})
             raise DroppedConnection("injected fault: dropped connection")
         status = int(kind)
@@ -123,6 +136,4 @@ class _HideInjectedDrops:
 
 
 def hide_injected_drops() -> None:
-    import logging
-
     logging.getLogger("uvicorn.error").addFilter(_HideInjectedDrops())

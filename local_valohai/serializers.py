@@ -1,18 +1,19 @@
-"""Rows → Valohai-shaped JSON (valohai-api.md §3). URLs are built from the caller's own host.
+"""Rows → Valohai-shaped JSON, as the `vh` CLI and the providers read it. URLs use the caller's own host.
 
 The CLI follows server-supplied URLs and sends its token only to the host it logged into, so every `url`
-must use the request's scheme, host and port.
+must use the request's scheme, host and port. Nothing here queries: callers pass the related rows, loaded
+for a whole page at once with `db.related`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timezone
 from typing import Any
 
 import yaml
 
-from .store import Store, loads
+from .db import Row, loads
+from .db.related import ExecutionRelated, PipelineRelated
 
 LOCAL_USER = {"id": 1, "username": "local", "email": "local@localhost"}
 LOCAL_ENVIRONMENT = {
@@ -25,15 +26,14 @@ LOCAL_ENVIRONMENT = {
     "per_user_queue_quota": 0,
     "unfinished_job_count": 0,
 }
-INCOMPLETE = ("created", "queued", "started", "stopping")
-TERMINAL = ("complete", "error", "crashed", "stopped")
 
 
 def _owner() -> dict[str, Any]:
     return {"id": LOCAL_USER["id"], "username": LOCAL_USER["username"]}
 
 
-def project_dict(store: Store, row: sqlite3.Row, base: str, *, summary: bool = False) -> dict[str, Any]:
+def project_dict(row: Row, base: str, summary: dict[str, int] | None = None) -> dict[str, Any]:
+    """With `summary` (status → number of executions), adds the `execution_summary` project lists show."""
     data: dict[str, Any] = {
         "id": row["id"],
         "name": row["name"],
@@ -46,16 +46,12 @@ def project_dict(store: Store, row: sqlite3.Row, base: str, *, summary: bool = F
         "yaml_path": row["yaml_path"],
         "environment_variables": loads(row["environment_variables"]) or {},
     }
-    if summary:
-        counts = {r["status"]: r["n"] for r in store.all(
-            "SELECT status, COUNT(*) AS n FROM executions WHERE project_id=? AND deleted=0 GROUP BY status",
-            (row["id"],),
-        )}
-        data["execution_summary"] = {"count": sum(counts.values()), **{f"{k}_count": v for k, v in counts.items()}}
+    if summary is not None:
+        data["execution_summary"] = {"count": sum(summary.values()), **{f"{k}_count": v for k, v in summary.items()}}
     return data
 
 
-def commit_dict(row: sqlite3.Row, base: str, *, include_config: bool = False) -> dict[str, Any]:
+def commit_dict(row: Row, base: str, *, include_config: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "identifier": row["identifier"],
         "ref": row["ref"],
@@ -74,7 +70,7 @@ def commit_dict(row: sqlite3.Row, base: str, *, include_config: bool = False) ->
     return data
 
 
-def datum_dict(row: sqlite3.Row, base: str, counter: int | None = None) -> dict[str, Any]:
+def datum_dict(row: Row, base: str, counter: int | None = None) -> dict[str, Any]:
     output_execution = None
     if row["output_execution_id"]:
         output_execution = {"id": row["output_execution_id"], "counter": counter}
@@ -99,7 +95,7 @@ def datum_dict(row: sqlite3.Row, base: str, counter: int | None = None) -> dict[
     }
 
 
-def _duration(row: sqlite3.Row) -> float | None:
+def _duration(row: Row) -> float | None:
     if not row["start_time"]:
         return None
     start = datetime.fromisoformat(row["start_time"])
@@ -110,18 +106,16 @@ def _duration(row: sqlite3.Row) -> float | None:
 
 
 def execution_dict(
-    store: Store, row: sqlite3.Row, base: str, *, exclude: frozenset[str] = frozenset()
+    row: Row, base: str, related: ExecutionRelated, *, exclude: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
+    """`exclude` may hold `metadata` and `outputs` (the `?exclude=` the CLI sends to keep lists small).
+
+    Over 50 lines only because it is one literal holding every field of Valohai's execution object.
+    """
     eid = row["id"]
     url = f"{base}/api/v0/executions/{eid}/"
-    project = store.one("SELECT * FROM projects WHERE id=?", (row["project_id"],))
-    commit = store.one(
-        "SELECT * FROM commits WHERE project_id=? AND identifier=?", (row["project_id"], row["commit_identifier"])
-    )
-    pipeline_counter = None
-    if row["pipeline_id"]:
-        prow = store.one("SELECT counter FROM pipelines WHERE id=?", (row["pipeline_id"],))
-        pipeline_counter = prow["counter"] if prow else None
+    project = related.projects.get(row["project_id"])
+    commit = related.commits.get((row["project_id"], row["commit_identifier"]))
     data: dict[str, Any] = {
         "id": eid,
         "counter": row["counter"],
@@ -134,7 +128,7 @@ def execution_dict(
         "start_time": row["start_time"] + "Z" if row["start_time"] else None,
         "end_time": row["end_time"] + "Z" if row["end_time"] else None,
         "duration": _duration(row),
-        "project": project_dict(store, project, base) if project else None,
+        "project": project_dict(project, base) if project else None,
         "commit": commit_dict(commit, base) if commit else {"identifier": row["commit_identifier"]},
         "environment": LOCAL_ENVIRONMENT,
         "image": row["image"],
@@ -152,7 +146,7 @@ def execution_dict(
         "task": None,
         "pipeline": row["pipeline_id"],
         "pipeline_node": row["pipeline_node_id"],
-        "pipeline_counter": pipeline_counter,
+        "pipeline_counter": related.pipeline_counters.get(row["pipeline_id"]) if row["pipeline_id"] else None,
         "exit_code": row["exit_code"],
         "url": url,
         "urls": {
@@ -164,47 +158,42 @@ def execution_dict(
     if "metadata" not in exclude:
         data["cumulative_metadata"] = loads(row["cumulative_metadata"]) or None
     if "outputs" not in exclude:
-        data["outputs"] = [
-            datum_dict(d, base, row["counter"])
-            for d in store.all("SELECT * FROM datums WHERE output_execution_id=? ORDER BY name", (eid,))
-        ]
+        data["outputs"] = [datum_dict(d, base, row["counter"]) for d in related.outputs.get(eid, [])]
     return data
 
 
-def pipeline_dict(store: Store, row: sqlite3.Row, base: str) -> dict[str, Any]:
+def _node_dict(node: Row, base: str, related: PipelineRelated) -> dict[str, Any]:
+    execution_row = related.executions.get(node["execution_id"]) if node["execution_id"] else None
+    return {
+        "id": node["id"],
+        "name": node["name"],
+        "type": node["type"],
+        "status": node["status"],
+        "pipeline": node["pipeline_id"],
+        "on_error": node["on_error"],
+        "log": loads(node["log"]) or [],
+        "execution": execution_dict(execution_row, base, related.execution_related) if execution_row else None,
+    }
+
+
+def _edge_dict(edge: Row) -> dict[str, Any]:
+    return {
+        "id": edge["id"],
+        "pipeline": edge["pipeline_id"],
+        "source_node": edge["source_node"],
+        "source_type": edge["source_type"],
+        "source_key": edge["source_key"],
+        "target_node": edge["target_node"],
+        "target_type": edge["target_type"],
+        "target_key": edge["target_key"],
+        "configuration": loads(edge["configuration"]) or {},
+    }
+
+
+def pipeline_dict(row: Row, base: str, related: PipelineRelated) -> dict[str, Any]:
     pid = row["id"]
     url = f"{base}/api/v0/pipelines/{pid}/"
-    project = store.one("SELECT * FROM projects WHERE id=?", (row["project_id"],))
-    nodes = []
-    for n in store.all("SELECT * FROM nodes WHERE pipeline_id=? ORDER BY position", (pid,)):
-        execution = None
-        if n["execution_id"]:
-            erow = store.one("SELECT * FROM executions WHERE id=?", (n["execution_id"],))
-            execution = execution_dict(store, erow, base) if erow else None
-        nodes.append({
-            "id": n["id"],
-            "name": n["name"],
-            "type": n["type"],
-            "status": n["status"],
-            "pipeline": pid,
-            "on_error": n["on_error"],
-            "log": loads(n["log"]) or [],
-            "execution": execution,
-        })
-    edges = [
-        {
-            "id": e["id"],
-            "pipeline": pid,
-            "source_node": e["source_node"],
-            "source_type": e["source_type"],
-            "source_key": e["source_key"],
-            "target_node": e["target_node"],
-            "target_type": e["target_type"],
-            "target_key": e["target_key"],
-            "configuration": loads(e["configuration"]) or {},
-        }
-        for e in store.all("SELECT * FROM edges WHERE pipeline_id=? ORDER BY position", (pid,))
-    ]
+    project = related.projects.get(row["project_id"])
     return {
         "id": pid,
         "counter": row["counter"],
@@ -215,22 +204,18 @@ def pipeline_dict(store: Store, row: sqlite3.Row, base: str) -> dict[str, Any]:
         "ctime": row["ctime"] + "Z",
         "mtime": row["mtime"] + "Z",
         "deleted": bool(row["deleted"]),
-        "project": project_dict(store, project, base) if project else None,
+        "project": project_dict(project, base) if project else None,
         "parameters": loads(row["parameters"]) or {},
         "url": url,
         "urls": {"display": f"{base}/p/{row['project_id']}/pipelines/{pid}/", "stop": f"{url}stop/"},
         "log": loads(row["log"]) or [],
-        "nodes": nodes,
-        "edges": edges,
+        "nodes": [_node_dict(n, base, related) for n in related.nodes.get(pid, [])],
+        "edges": [_edge_dict(e) for e in related.edges.get(pid, [])],
     }
 
 
-def dataset_version_dict(store: Store, row: sqlite3.Row, dataset: sqlite3.Row, base: str) -> dict[str, Any]:
-    files = store.all(
-        "SELECT d.* FROM dataset_version_files f JOIN datums d ON d.id=f.datum_id "
-        "WHERE f.version_id=? ORDER BY f.position",
-        (row["id"],),
-    )
+def dataset_version_dict(row: Row, dataset: Row, files: list[Row], base: str) -> dict[str, Any]:
+    """`files` are the version's datums in order."""
     return {
         "id": row["id"],
         "name": row["name"],
@@ -244,8 +229,8 @@ def dataset_version_dict(store: Store, row: sqlite3.Row, dataset: sqlite3.Row, b
     }
 
 
-def dataset_dict(store: Store, row: sqlite3.Row, base: str) -> dict[str, Any]:
-    versions = store.all("SELECT * FROM dataset_versions WHERE dataset_id=? ORDER BY seq", (row["id"],))
+def dataset_dict(row: Row, versions: list[Row], base: str) -> dict[str, Any]:
+    """`versions` are the dataset's versions, oldest first."""
     latest = versions[-1] if versions else None
     return {
         "id": row["id"],

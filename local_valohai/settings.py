@@ -33,6 +33,11 @@ class Settings:
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_after_commit: bool = False
+    # Where things live under data_dir; derived, not settable.
+    db_path: Path = field(init=False)
+    store_dir: Path = field(init=False)
+    commits_dir: Path = field(init=False)
+    executions_dir: Path = field(init=False)
 
     @classmethod
     def load(
@@ -47,8 +52,8 @@ class Settings:
         """Resolve the token (flag, env, then `data_dir/token`) and the signing secret; read fault env."""
         data = Path(data_dir).resolve()
         data.mkdir(parents=True, exist_ok=True)
-        resolved_token = token or os.environ.get("LOCAL_VALOHAI_TOKEN") or _read_or_create_secret_file(
-            data / "token", 20
+        resolved_token = (
+            token or os.environ.get("LOCAL_VALOHAI_TOKEN") or _read_or_create_secret_file(data / "token", 20)
         )
         return cls(
             data_dir=data,
@@ -63,19 +68,8 @@ class Settings:
             fault_after_commit=os.environ.get("LOCAL_VALOHAI_FAULT_AFTER_COMMIT", "") in ("1", "true", "yes"),
         )
 
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "local-valohai.sqlite3"
-
-    @property
-    def store_dir(self) -> Path:
-        """Content-addressed blobs (outputs) live here, keyed by sha256."""
-        return self.data_dir / "store"
-
-    @property
-    def commits_dir(self) -> Path:
-        return self.data_dir / "commits"
-
-    @property
-    def executions_dir(self) -> Path:
-        return self.data_dir / "executions"
+    def __post_init__(self) -> None:
+        self.db_path = self.data_dir / "local-valohai.sqlite3"
+        self.store_dir = self.data_dir / "store"  # content-addressed blobs (outputs), keyed by sha256
+        self.commits_dir = self.data_dir / "commits"
+        self.executions_dir = self.data_dir / "executions"

@@ -18,7 +18,9 @@ def signature(secret: str, datum_id: str, expires: int) -> str:
 
 def signed_path(secret: str, datum_id: str, ttl: int) -> str:
     expires = int(time.time()) + ttl
-    return f"/api/v0/data/{datum_id}/signed-download/?expires={expires}&signature={signature(secret, datum_id, expires)}"
+    return (
+        f"/api/v0/data/{datum_id}/signed-download/?expires={expires}&signature={signature(secret, datum_id, expires)}"
+    )
 
 
 def verify(secret: str, datum_id: str, expires: str | None, sig: str | None) -> str | None:

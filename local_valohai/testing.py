@@ -27,8 +27,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 class LocalValohai:
     """Start with `with LocalValohai(tmp_path) as vh:`; `.url`, `.token`, `.kill()`, `.restart()`."""
 
-    def __init__(self, data_dir: str | os.PathLike, port: int = 0, workers: int = 2, token: str | None = None,
-                 env: dict[str, str] | None = None, startup_timeout: float = 30.0, access_log: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        port: int = 0,
+        workers: int = 2,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 30.0,
+        access_log: bool = False,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.workers = workers
@@ -57,15 +65,30 @@ class LocalValohai:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}
         # The server prints its token at start-up: keep its log readable by the owner only.
-        log = open(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
-        os.chmod(self.log_path, 0o600)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "local_valohai.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--token", self.token,
-             *(["--access-log", "--log-level", "info"] if self.access_log else [])],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
-        log.close()
+        with open(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+            os.chmod(self.log_path, 0o600)
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "local_valohai.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--workers",
+                    str(self.workers),
+                    "--token",
+                    self.token,
+                    *(["--access-log", "--log-level", "info"] if self.access_log else []),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         self._wait_ready()
         return self
 

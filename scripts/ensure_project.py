@@ -3,7 +3,8 @@
 import argparse
 import os
 
-from providers.client import ValohaiClient, ValohaiNotFound
+from providers.api.client import ValohaiClient
+from providers.api.errors import ValohaiNotFound
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--host", required=True)

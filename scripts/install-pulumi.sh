@@ -12,6 +12,24 @@ V="${1:?usage: install-pulumi.sh VERSION (e.g. 3.260.0)}"
 CACHE_ROOT="${VPAC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/valohai-pac}"
 OUT="$CACHE_ROOT/pulumi-v$V/bin"
 log() { echo "[install-pulumi] $*" >&2; }
+# Where the proxy does not serve the Go language host, this shim starts the project's Python one instead.
+# Its marker file records why; a cached toolchain gets the current shim on every run (no rebuild).
+SHIM_MARKER=LANGUAGE_HOST_FROM_PROXY_FAILED.txt
+shim() {
+  cat <<'SH'
+#!/bin/sh
+# Pulumi's Python language host, served by the project's implementation of the same gRPC protocol
+# (toolchain/language_host.py), because the Go module proxy does not serve the Go host.
+exec "${PULUMI_PYTHON_CMD:-python3}" -u -m toolchain.language_host "$@"
+SH
+}
+write_shim() {  # DIR: (re)write DIR/pulumi-language-python unless it already is the current shim
+  if [ "$(cat "$1/pulumi-language-python" 2>/dev/null)" != "$(shim)" ]; then
+    shim > "$1/pulumi-language-python.new" && chmod 755 "$1/pulumi-language-python.new"
+    mv -f "$1/pulumi-language-python.new" "$1/pulumi-language-python"
+    log "wrote the language host shim in $1"
+  fi
+}
 
 # 1. A pulumi already on PATH at exactly this version wins (a user's own install).
 if command -v pulumi >/dev/null 2>&1 && [ "$(command -v pulumi)" != "$OUT/pulumi" ]; then
@@ -27,6 +45,7 @@ fi
 if [ -x "$OUT/pulumi" ] && [ -x "$OUT/pulumi-language-python" ] \
    && [ -x "$OUT/pulumi-language-python-exec" ] && [ -x "$OUT/pulumi-resource-pulumi-python" ] \
    && [ "$("$OUT/pulumi" version 2>/dev/null)" = "v$V" ]; then
+  if [ -f "$OUT/$SHIM_MARKER" ]; then write_shim "$OUT"; fi
   echo "$OUT"
   exit 0
 fi
@@ -64,14 +83,8 @@ if [ -n "$SHA" ] && go get "$HOST@$SHA" 2>host-error.txt \
 else
   [ -n "$SHA" ] || echo "go mod download -json github.com/pulumi/pulumi/sdk/v3@v$V: no Origin.Hash, so the language host's pseudo-version cannot be derived; the proxy answers 403 for $HOST/@v/list" >> host-error.txt
   log "Go language host unavailable from the proxy ($(tr '\n' ' ' < host-error.txt | cut -c1-300)); using the project's Python language host"
-  cp host-error.txt out/LANGUAGE_HOST_FROM_PROXY_FAILED.txt
-  cat > out/pulumi-language-python <<'SH'
-#!/bin/sh
-# Pulumi's Python language host, served by the project's implementation of the same gRPC protocol
-# (providers/language_host.py), because the Go module proxy does not serve the Go host.
-exec "${PULUMI_PYTHON_CMD:-python3}" -u -m providers.language_host "$@"
-SH
-  chmod 755 out/pulumi-language-python
+  cp host-error.txt "out/$SHIM_MARKER"
+  write_shim out
 fi
 [ "$(out/pulumi version)" = "v$V" ] || { log "ERROR: built pulumi reports '$(out/pulumi version)'"; exit 1; }
 rm -rf "$OUT" && mkdir -p "$(dirname "$OUT")" && mv out "$OUT"

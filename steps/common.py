@@ -1,4 +1,4 @@
-"""Helpers shared by the ML steps: categories, parameter and input reading, image decoding, errors.
+"""Helpers shared by the ML steps: categories, parameter defaults and reading, inputs, image decoding, errors.
 
 Every step imports this module after putting its own directory on ``sys.path``, so each step file
 still runs standalone as ``python steps/<step>.py --param=value`` from any working directory.
@@ -9,10 +9,10 @@ no TensorFlow start-up and leaves exactly one line on stderr.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -23,13 +23,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import valohai
+from harbor_names import is_harbor_name
 from PIL import Image
 
 # The seed's categories: the number is the label in the CSV files, index = number - 1 in one-hot arrays.
 CATEGORIES: dict[int, str] = {1: "Cargo", 2: "Military", 3: "Carrier", 4: "Cruise", 5: "Tankers"}
 NUM_CLASSES = len(CATEGORIES)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-HARBOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The project's valohai.yaml: next to the steps folder here, in a Valohai repository and in a code package.
+VALOHAI_YAML = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "valohai.yaml")
 
 
 class StepError(Exception):
@@ -47,6 +49,19 @@ def run_step(main: Callable[[], None]) -> None:
 
 
 # --- parameters ---------------------------------------------------------------------------------
+
+
+def yaml_defaults(step: str) -> dict[str, Any]:
+    """The step's parameter defaults as valohai.yaml declares them, so a step run by hand, Valohai and the
+    stack config (``providers/sweep/parameters.py`` reads the same file) use the same values.
+
+    valohai-yaml is a dependency of valohai-utils, so it is installed wherever the steps run.
+    """
+    import valohai_yaml
+
+    with open(VALOHAI_YAML, encoding="utf-8") as fh:
+        config = valohai_yaml.parse(fh.read())
+    return {name: spec.default for name, spec in config.steps[step].parameters.items()}
 
 
 def parameter(name: str, default: Any = None) -> Any:
@@ -89,14 +104,17 @@ def as_float(name: str, value: Any, low: float, high: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise StepError(f"parameter {name}={value!r} is not a number: pass --{name}=<number in ({low}, {high})>") from None
+        raise StepError(
+            f"parameter {name}={value!r} is not a number: pass --{name}=<number in ({low}, {high})>"
+        ) from None
     if not low < number < high:
         raise StepError(f"parameter {name}={number} is out of range: pass --{name}=<number in ({low}, {high})>")
     return number
 
 
 def check_harbor_name(name: str, parameter_name: str) -> str:
-    if not HARBOR_NAME.match(name):
+    """The name, if it follows the harbor-name rule (``steps/harbor_names.py``); else a ``StepError``."""
+    if not is_harbor_name(name):
         raise StepError(
             f"harbor name {name!r} in {parameter_name} is not usable in file names: "
             "use letters, digits, '_', '-', '.' (for example harbor_A)"
@@ -176,9 +194,14 @@ def iter_image_bytes(paths: Iterable[str]) -> Iterator[tuple[str, Callable[[], b
                 base = os.path.basename(info.filename)
                 if info.is_dir() or not base.lower().endswith(IMAGE_EXTENSIONS) or base.startswith("._"):
                     continue
-                yield base, (lambda a=archive, i=info: a.read(i))
+                yield base, functools.partial(archive.read, info)
         elif lower.endswith(IMAGE_EXTENSIONS):
-            yield os.path.basename(path), (lambda p=path: open(p, "rb").read())
+            yield os.path.basename(path), functools.partial(_read_bytes, path)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def decode_resized(data: bytes, size: int) -> np.ndarray:
@@ -188,7 +211,7 @@ def decode_resized(data: bytes, size: int) -> np.ndarray:
             img.draft("RGB", (size, size))
         img = img.convert("RGB")
         if img.size != (size, size):
-            img = img.resize((size, size), Image.BILINEAR)
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(img, dtype=np.uint8)
 
 

@@ -32,17 +32,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
 import valohai
+from common import (
+    CATEGORIES,
+    StepError,
+    as_int,
+    as_list,
+    check_harbor_name,
+    output_path,
+    parameter,
+    print_metadata,
+    run_step,
+    yaml_defaults,
+)
 from PIL import Image, ImageDraw
 
-from common import CATEGORIES, StepError, as_int, as_list, check_harbor_name, output_path, parameter, print_metadata, run_step
-
-DEFAULTS = {
-    "harbors": ["harbor_A", "harbor_B"],
-    "image_size": 64,
-    "images_per_class": 150,
-    "test_images_per_harbor": 50,
-    "seed": 42,
-}
+DEFAULTS = yaml_defaults("generate-harbors")
 SUPERSAMPLE = 2  # ships are drawn at twice the size and shrunk: smooth edges even at 32 px
 TALL = 1.5  # silhouettes are drawn taller than life: details stay visible at 32-64 px
 CHUNK = 64  # images rendered per NumPy batch (bounds memory for large sets)
@@ -101,7 +105,8 @@ class Ship:
 
 
 def _shade(rgb, factor: float) -> tuple[int, int, int]:
-    return tuple(int(max(0, min(255, c * factor))) for c in rgb)
+    r, g, b = (int(max(0, min(255, c * factor))) for c in rgb)
+    return r, g, b
 
 
 CONTAINER_COLOURS = [(200, 40, 35), (35, 80, 170), (40, 140, 60), (230, 130, 20), (225, 200, 40), (120, 120, 125)]
@@ -178,7 +183,9 @@ assert set(DRAWERS) == set(CATEGORIES)
 # --- rendering ------------------------------------------------------------------------------------
 
 
-def render_backgrounds(style: HarborStyle, rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def render_backgrounds(
+    style: HarborStyle, rng: np.random.Generator, n: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Sky gradient, horizon and wavy water for ``n`` images at once: ``(n, size, size, 3)`` uint8 and horizons."""
     y = np.arange(size, dtype=np.float32)[None, :, None]
     x = np.arange(size, dtype=np.float32)[None, None, :]
@@ -210,7 +217,9 @@ def render_chunk(style: HarborStyle, categories: np.ndarray, size: int, rng: np.
         half = lengths[i] / 2
         x_center = rng.uniform(half - 0.08 * big, big - half + 0.08 * big)
         waterline = horizons[i] + rng.uniform(0.15, 0.55) * (big - horizons[i])
-        DRAWERS[int(categories[i])](Ship(ImageDraw.Draw(img), x_center, waterline, lengths[i], bool(flips[i])), rng, tone[i])
+        DRAWERS[int(categories[i])](
+            Ship(ImageDraw.Draw(img), x_center, waterline, lengths[i], bool(flips[i])), rng, tone[i]
+        )
         out[i] = np.asarray(img.reduce(SUPERSAMPLE), dtype=np.float32)
     # Harbor lighting (level, left-right slope, tint) and sensor noise, for the whole chunk at once.
     ramp = 1.0 + style.light_slope * (np.arange(size, dtype=np.float32) / size - 0.5)
@@ -226,7 +235,9 @@ def encode_jpeg(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def generate_harbor(harbor: str, size: int, per_class: int, n_test: int, seed: int) -> tuple[dict[str, bytes], dict[str, int], dict[str, int]]:
+def generate_harbor(
+    harbor: str, size: int, per_class: int, n_test: int, seed: int
+) -> tuple[dict[str, bytes], dict[str, int], dict[str, int]]:
     """Images, training labels and test answers for one harbor. Independent of the other harbors listed."""
     rng = np.random.default_rng([seed, zlib.crc32(harbor.encode())])
     style = HarborStyle.for_harbor(harbor)
@@ -269,7 +280,9 @@ def read_parameters() -> tuple[list[str], int, int, int, int]:
         raise StepError(f"parameter harbors lists a harbor twice ({','.join(harbors)}): list each harbor once")
     size = as_int("image_size", parameter("image_size", DEFAULTS["image_size"]), 16)
     per_class = as_int("images_per_class", parameter("images_per_class", DEFAULTS["images_per_class"]), 2)
-    n_test = as_int("test_images_per_harbor", parameter("test_images_per_harbor", DEFAULTS["test_images_per_harbor"]), 1)
+    n_test = as_int(
+        "test_images_per_harbor", parameter("test_images_per_harbor", DEFAULTS["test_images_per_harbor"]), 1
+    )
     seed = as_int("seed", parameter("seed", DEFAULTS["seed"]), 0)
     return harbors, size, per_class, n_test, seed
 

@@ -33,8 +33,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
 import valohai
-from PIL import Image
-
 from common import (
     CATEGORIES,
     StepError,
@@ -49,8 +47,9 @@ from common import (
     run_step,
     write_json,
 )
+from PIL import Image
 
-DEFAULTS = {"exec_ids": [], "harbours": []}
+DEFAULTS: dict[str, Any] = {"exec_ids": [], "harbours": []}
 SAMPLES_PER_MODEL = 3
 MODEL_FILE = re.compile(r"^model-(?P<harbor>.+)-epochs-(?P<epochs>\d+)\.(?:keras|h5)$")
 METRICS_FILE = re.compile(r"^metrics-(?P<harbor>.+)-epochs-(?P<epochs>\d+)\.json$")
@@ -72,8 +71,9 @@ class ModelFile:
 
 def download_models(exec_ids: list[str], destination: str) -> list[str]:
     """Download the model and metrics outputs of each execution through the Valohai API (the seed's way)."""
-    import requests
     from urllib.parse import urljoin, urlsplit
+
+    import requests
 
     token = os.environ.get("VALOHAI_API_TOKEN")
     if not token:
@@ -98,9 +98,15 @@ def download_models(exec_ids: list[str], destination: str) -> list[str]:
             )
         body = response.json()
         outputs = body.get("results", []) if isinstance(body, dict) else body
-        wanted = [o for o in outputs if MODEL_FILE.match(os.path.basename(o["name"])) or METRICS_FILE.match(os.path.basename(o["name"]))]
+        wanted = [
+            o
+            for o in outputs
+            if MODEL_FILE.match(os.path.basename(o["name"])) or METRICS_FILE.match(os.path.basename(o["name"]))
+        ]
         if not any(MODEL_FILE.match(os.path.basename(o["name"])) for o in wanted):
-            raise StepError(f"execution {exec_id} has no model-<harbor>-epochs-<n>.keras output: pass the ids of train executions in exec_ids")
+            raise StepError(
+                f"execution {exec_id} has no model-<harbor>-epochs-<n>.keras output: pass the ids of train executions in exec_ids"
+            )
         folder = os.path.join(destination, exec_id)
         os.makedirs(folder, exist_ok=True)
         for output in wanted:
@@ -109,7 +115,9 @@ def download_models(exec_ids: list[str], destination: str) -> list[str]:
             # Presigned storage URLs must not get the token; the API host's own URLs may need it.
             data = session.get(file_url, headers=headers if same_host else {}, timeout=300)
             if data.status_code >= 400:
-                raise StepError(f"downloading {output['name']} of execution {exec_id} failed with HTTP {data.status_code}: retry or pass the models as the 'models' input")
+                raise StepError(
+                    f"downloading {output['name']} of execution {exec_id} failed with HTTP {data.status_code}: retry or pass the models as the 'models' input"
+                )
             path = os.path.join(folder, os.path.basename(output["name"]))
             with open(path, "wb") as fh:
                 fh.write(data.content)
@@ -149,11 +157,15 @@ def files_by_harbor(paths: list[str], pattern: re.Pattern[str]) -> dict[str, str
 def load_test_set(path: str) -> tuple[np.ndarray, list[str]]:
     with np.load(path) as data:
         images = data["test_data"]
-        names = [str(n) for n in data["test_names"]] if "test_names" in data else [f"test_{i}" for i in range(len(images))]
+        names = (
+            [str(n) for n in data["test_names"]] if "test_names" in data else [f"test_{i}" for i in range(len(images))]
+        )
     return images, names
 
 
-def predict_model(model_file: ModelFile, images: np.ndarray, names: list[str], answers: dict[str, int] | None) -> dict[str, Any]:
+def predict_model(
+    model_file: ModelFile, images: np.ndarray, names: list[str], answers: dict[str, int] | None
+) -> dict[str, Any]:
     """Predict one model's test set, save the sample images, return its ``predictions.json`` entry."""
     import keras
 
@@ -166,7 +178,7 @@ def predict_model(model_file: ModelFile, images: np.ndarray, names: list[str], a
         "epochs": model_file.epochs,
         "model_file": os.path.basename(model_file.path),
         "val_accuracy": model_file.metrics.get("val_accuracy"),
-        "test_images": int(len(images)),
+        "test_images": len(images),
         "counts": {CATEGORIES[c]: int(counts[c - 1]) for c in CATEGORIES},
         "accuracy": None,
         "samples": [],
@@ -184,8 +196,13 @@ def predict_model(model_file: ModelFile, images: np.ndarray, names: list[str], a
         category = CATEGORIES[int(predicted[i])]
         relative = f"predictions/{model_file.name}/img{i}_{category}.png"
         Image.fromarray(images[i], "RGB").save(output_path(relative))
-        sample = {"index": i, "image": names[i], "predicted": category, "file": relative,
-                  "confidence": round(float(probabilities[i].max()), 4)}
+        sample = {
+            "index": i,
+            "image": names[i],
+            "predicted": category,
+            "file": relative,
+            "confidence": round(float(probabilities[i].max()), 4),
+        }
         if answers and names[i] in answers:
             sample["true"] = CATEGORIES[answers[names[i]]]
         entry["samples"].append(sample)
@@ -218,7 +235,14 @@ def write_heatmap(path: str, models: list[ModelFile]) -> None:
     for r in range(len(harbors)):
         for c in range(len(epochs)):
             text = "n/a" if np.isnan(grid[r, c]) else f"{grid[r, c]:.2f}"
-            ax.text(c, r, text, ha="center", va="center", color="white" if np.isnan(grid[r, c]) or grid[r, c] < 0.6 else "black")
+            ax.text(
+                c,
+                r,
+                text,
+                ha="center",
+                va="center",
+                color="white" if np.isnan(grid[r, c]) or grid[r, c] < 0.6 else "black",
+            )
     fig.colorbar(image, ax=ax, fraction=0.05)
     fig.tight_layout()
     fig.savefig(path)
@@ -234,15 +258,19 @@ def write_index(path: str, results: dict[str, dict[str, Any]]) -> None:
     rows, gallery = [], []
     for name, r in results.items():
         counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(r['harbor'])}</td><td>{r['epochs']}</td>"
-                    f"<td>{fmt(r['val_accuracy'])}</td><td>{fmt(r['accuracy'])}</td><td>{r['test_images']}</td>"
-                    f"<td>{html.escape(counts)}</td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(r['harbor'])}</td><td>{r['epochs']}</td>"
+            f"<td>{fmt(r['val_accuracy'])}</td><td>{fmt(r['accuracy'])}</td><td>{r['test_images']}</td>"
+            f"<td>{html.escape(counts)}</td></tr>"
+        )
         cards = []
         for s in r["samples"]:
             truth = f" (true: {html.escape(s['true'])})" if "true" in s else ""
             mark = "" if "true" not in s else (" ok" if s["true"] == s["predicted"] else " wrong")
-            cards.append(f'<figure class="{mark.strip()}"><img src="../{html.escape(s["file"])}" alt="{html.escape(s["image"])}">'
-                         f"<figcaption>{html.escape(s['predicted'])}{truth}<br><small>{html.escape(s['image'])}</small></figcaption></figure>")
+            cards.append(
+                f'<figure class="{mark.strip()}"><img src="../{html.escape(s["file"])}" alt="{html.escape(s["image"])}">'
+                f"<figcaption>{html.escape(s['predicted'])}{truth}<br><small>{html.escape(s['image'])}</small></figcaption></figure>"
+            )
         gallery.append(f"<section><h3>{html.escape(name)}</h3>{''.join(cards)}</section>")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sweep report</title>
@@ -258,10 +286,10 @@ figure.ok img {{ border-color: #2a2; }} figure.wrong img {{ border-color: #c22; 
 <img src="heatmap.png" alt="validation accuracy heatmap">
 <h2>Models</h2>
 <table><tr><th>model</th><th>harbor</th><th>epochs</th><th>val accuracy</th><th>test accuracy</th><th>test images</th><th>predicted counts</th></tr>
-{''.join(rows)}
+{"".join(rows)}
 </table>
 <h2>Sample predictions</h2>
-{''.join(gallery)}
+{"".join(gallery)}
 </body></html>
 """
     with open(path, "w", encoding="utf-8") as fh:
@@ -272,8 +300,11 @@ figure.ok img {{ border-color: #2a2; }} figure.wrong img {{ border-color: #c22; 
 
 
 def main() -> None:
-    valohai.prepare(step="predict-models", default_parameters=DEFAULTS,
-                    default_inputs={"dataset": [], "models": [], "test_labels": []})
+    valohai.prepare(
+        step="predict-models",
+        default_parameters=DEFAULTS,
+        default_inputs={"dataset": [], "models": [], "test_labels": []},
+    )
     harbours = [check_harbor_name(h, "harbours") for h in as_list(parameter("harbours", DEFAULTS["harbours"]))]
     exec_ids = as_list(parameter("exec_ids", DEFAULTS["exec_ids"]))
 
@@ -283,19 +314,25 @@ def main() -> None:
         model_paths = download_models(exec_ids, tempfile.mkdtemp(prefix="predict-models-"))
     models = collect_models(model_paths)
     if not models:
-        raise StepError("no model-<harbor>-epochs-<n>.keras files in input 'models' and no exec_ids: "
-                        "pass the train outputs as the 'models' input or their execution ids as exec_ids")
+        raise StepError(
+            "no model-<harbor>-epochs-<n>.keras files in input 'models' and no exec_ids: "
+            "pass the train outputs as the 'models' input or their execution ids as exec_ids"
+        )
     harbours = harbours or sorted({m.harbor for m in models})
     test_sets = files_by_harbor(input_files("dataset"), TEST_FILE)
     label_files = files_by_harbor(input_files("test_labels"), LABELS_FILE)
     for harbor in harbours:
         if not any(m.harbor == harbor for m in models):
             have = ", ".join(sorted({m.harbor for m in models}))
-            raise StepError(f"no model for harbor {harbor} in the models given (models exist for: {have}): "
-                            f"train {harbor} first or remove it from harbours")
+            raise StepError(
+                f"no model for harbor {harbor} in the models given (models exist for: {have}): "
+                f"train {harbor} first or remove it from harbours"
+            )
         if harbor not in test_sets:
-            raise StepError(f"no preprocessed_test_data_{harbor}.npz in input 'dataset': "
-                            f"pass dataset://{harbor}_test/latest (or the file) as the dataset input")
+            raise StepError(
+                f"no preprocessed_test_data_{harbor}.npz in input 'dataset': "
+                f"pass dataset://{harbor}_test/latest (or the file) as the dataset input"
+            )
 
     configure_tensorflow(seed=None)
     results: dict[str, dict[str, Any]] = {}
@@ -307,8 +344,7 @@ def main() -> None:
         for model_file in (m for m in selected if m.harbor == harbor):
             entry = predict_model(model_file, images, names, answers)
             results[model_file.name] = entry
-            print_metadata(model=model_file.name, test_accuracy=entry["accuracy"],
-                           val_accuracy=entry["val_accuracy"])
+            print_metadata(model=model_file.name, test_accuracy=entry["accuracy"], val_accuracy=entry["val_accuracy"])
 
     write_json(output_path("predictions.json"), {"harbours": harbours, "models": results})
     write_heatmap(output_path("report/heatmap.png"), selected)

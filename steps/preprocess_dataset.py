@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
 import valohai
-
 from common import (
     NUM_CLASSES,
     StepError,
@@ -51,9 +50,10 @@ from common import (
     read_labels_csv,
     run_step,
     write_sidecar,
+    yaml_defaults,
 )
 
-DEFAULTS = {"dataset_name": "harbor_A", "validation_split": 0.3, "image_size": 64}
+DEFAULTS = yaml_defaults("preprocess-dataset")
 MAX_TEST_IMAGES = 1000  # the seed's cap on a harbor's test set
 SPLIT_SEED = 42  # the seed's train/validation split is fixed too (random_state=42)
 LABELS_FILE = re.compile(r"^train_(.+)\.csv$")
@@ -91,9 +91,13 @@ def find_labels(harbor: str) -> tuple[str, dict[str, dict[str, int]]]:
 
 
 def main() -> None:
-    valohai.prepare(step="preprocess-dataset", default_parameters=DEFAULTS, default_inputs={"dataset": [], "labels": []})
+    valohai.prepare(
+        step="preprocess-dataset", default_parameters=DEFAULTS, default_inputs={"dataset": [], "labels": []}
+    )
     harbor = check_harbor_name(str(parameter("dataset_name", DEFAULTS["dataset_name"])).strip(), "dataset_name")
-    validation_split = as_float("validation_split", parameter("validation_split", DEFAULTS["validation_split"]), 0.0, 1.0)
+    validation_split = as_float(
+        "validation_split", parameter("validation_split", DEFAULTS["validation_split"]), 0.0, 1.0
+    )
     size = as_int("image_size", parameter("image_size", DEFAULTS["image_size"]), 8)
     started = time.perf_counter()
 
@@ -131,8 +135,10 @@ def main() -> None:
     np.savez_compressed(test_path, test_data=test_data, test_names=np.array(test_names, dtype=str))
     write_sidecar(test_path, {"valohai.dataset-versions": [f"dataset://{harbor}_test/{exec_id}"]})
 
-    print(f"Saved {len(x_train)} train, {len(x_val)} validation, {len(test_data)} test images "
-          f"in {time.perf_counter() - started:.2f} s")
+    print(
+        f"Saved {len(x_train)} train, {len(x_val)} validation, {len(test_data)} test images "
+        f"in {time.perf_counter() - started:.2f} s"
+    )
     print_metadata(train_images=len(x_train), val_images=len(x_val), test_images=len(test_data))
     print_metadata(run_training_for=harbor)
 

@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
 import valohai
-
 from common import (
     NUM_CLASSES,
     StepError,
@@ -35,9 +34,10 @@ from common import (
     parameter,
     run_step,
     write_json,
+    yaml_defaults,
 )
 
-DEFAULTS = {"dataset_name": "harbor_A", "epochs": 5, "learning_rate": 0.001, "batch_size": 16, "seed": 42}
+DEFAULTS = yaml_defaults("train")
 MAX_FLAT_SIDE = 16  # the flattened feature map is pooled down to at most 16x16 (keeps the dense layer small)
 
 
@@ -62,7 +62,9 @@ def load_dataset(path: str) -> dict[str, np.ndarray]:
         with np.load(path) as data:
             arrays = {key: data[key] for key in ("x_train", "y_train", "x_val", "y_val")}
     except (KeyError, ValueError, OSError) as exc:
-        raise StepError(f"{os.path.basename(path)} is not a preprocess-dataset training file ({exc}): rerun preprocess-dataset") from None
+        raise StepError(
+            f"{os.path.basename(path)} is not a preprocess-dataset training file ({exc}): rerun preprocess-dataset"
+        ) from None
     if arrays["x_train"].ndim != 4 or arrays["y_train"].shape[1:] != (NUM_CLASSES,) or not len(arrays["x_train"]):
         raise StepError(f"{os.path.basename(path)} has unexpected shapes: rerun preprocess-dataset")
     return arrays
@@ -112,7 +114,8 @@ def make_epoch_callback():
             super().__init__()
             self.train_seconds = 0.0
             self.history: list[dict[str, float]] = []
-            self._epoch_start = self._train_end = None
+            self._epoch_start: float | None = None
+            self._train_end: float | None = None
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._epoch_start, self._train_end = time.perf_counter(), None
@@ -122,6 +125,7 @@ def make_epoch_callback():
                 self._train_end = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            assert self._epoch_start is not None  # set by on_epoch_begin
             self.train_seconds += (self._train_end or time.perf_counter()) - self._epoch_start
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items() if k in METRIC_KEYS}}
             self.history.append(row)
@@ -159,8 +163,10 @@ def main() -> None:
     seed = as_int("seed", parameter("seed", DEFAULTS["seed"]), 0)
     data = load_dataset(find_dataset_file(harbor))
     n_train, n_val = len(data["x_train"]), len(data["x_val"])
-    print(f"Training {harbor}: {n_train} train / {n_val} validation images {data['x_train'].shape[1:]}, "
-          f"{epochs} epochs, batch {batch_size}, lr {learning_rate}")
+    print(
+        f"Training {harbor}: {n_train} train / {n_val} validation images {data['x_train'].shape[1:]}, "
+        f"{epochs} epochs, batch {batch_size}, lr {learning_rate}"
+    )
 
     configure_tensorflow(seed)
     model = build_model(tuple(data["x_train"].shape[1:]), learning_rate)
@@ -189,8 +195,10 @@ def main() -> None:
             "history": callback.history,
         },
     )
-    print(f"Saved {model_name}: val_accuracy {final.get('val_accuracy', float('nan')):.3f}, "
-          f"{throughput or 0:.0f} train images/s")
+    print(
+        f"Saved {model_name}: val_accuracy {final.get('val_accuracy', float('nan')):.3f}, "
+        f"{throughput or 0:.0f} train images/s"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support import offline_env
+from toolchain.environment import offline_env
 
 
 @pytest.fixture

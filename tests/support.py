@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 import pytest
 
-from providers.toolchain import ROOT, offline_env  # noqa: F401 - re-exported for the test folders
+from toolchain import pulumi_cli
+from toolchain.environment import ROOT  # noqa: F401 - re-exported for the test folders
 
 
-def run_pulumi(args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600,
-               check: Optional[int] = 0) -> subprocess.CompletedProcess:
+def run_pulumi(
+    args: list[str], cwd: Path, env: Mapping[str, str], *, timeout: float = 600, check: int | None = 0
+) -> subprocess.CompletedProcess[str]:
     """Run the real pulumi CLI; fail with its output when the exit code is not `check`."""
-    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=cwd, env=dict(env), text=True,
-                            capture_output=True, timeout=timeout)
+    result = pulumi_cli.run_pulumi(args, cwd, env, timeout=timeout)
     if check is not None and result.returncode != check:
-        pytest.fail(f"pulumi {' '.join(args)} exited {result.returncode} (expected {check})\n"
-                    f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"pulumi {' '.join(args)} exited {result.returncode} (expected {check})\n"
+            f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
     return result

@@ -10,16 +10,43 @@ from pathlib import Path
 
 from pulumi.runtime.proto import language_pb2
 
-from providers.language_host import PythonLanguageHost, engine_alive, run_arguments, watch_engine
+from toolchain.language_host import PythonLanguageHost, engine_alive, run_arguments, watch_engine
 
 
 def test_run_arguments_match_the_go_host():
-    request = language_pb2.RunRequest(monitor_address="127.0.0.1:1", project="p", stack="s", pwd="/w", dryRun=True,
-                                      parallel=8, organization="org", args=["a"],
-                                      info=language_pb2.ProgramInfo(root_directory="/r", entry_point="stacks"))
+    request = language_pb2.RunRequest(
+        monitor_address="127.0.0.1:1",
+        project="p",
+        stack="s",
+        pwd="/w",
+        dryRun=True,
+        parallel=8,
+        organization="org",
+        args=["a"],
+        info=language_pb2.ProgramInfo(root_directory="/r", entry_point="stacks"),
+    )
     assert run_arguments(request, "127.0.0.1:2") == [
-        "--monitor", "127.0.0.1:1", "--engine", "127.0.0.1:2", "--project", "p", "--root_directory", "/r",
-        "--stack", "s", "--pwd", "/w", "--dry_run", "true", "--parallel", "8", "--organization", "org", "stacks", "a"]
+        "--monitor",
+        "127.0.0.1:1",
+        "--engine",
+        "127.0.0.1:2",
+        "--project",
+        "p",
+        "--root_directory",
+        "/r",
+        "--stack",
+        "s",
+        "--pwd",
+        "/w",
+        "--dry_run",
+        "true",
+        "--parallel",
+        "8",
+        "--organization",
+        "org",
+        "stacks",
+        "a",
+    ]
 
 
 def test_host_and_its_program_exit_when_the_engine_goes_away(tmp_path: Path):

@@ -11,11 +11,12 @@ import re
 import traceback
 
 import pytest
+from support import ROOT
 
 from local_valohai.testing import LocalValohai
-from providers import base
-from providers.client import RetryPolicy, ValohaiAuthError, ValohaiClient, ValohaiError, ValohaiUnreachable
-from support import ROOT
+from providers.api import credentials
+from providers.api.client import RetryPolicy, ValohaiClient
+from providers.api.errors import ValohaiAuthError, ValohaiError, ValohaiUnreachable
 
 TOKEN_PATTERN = re.compile(r"Token [0-9a-f]{16,}")
 CASSETTES = ROOT / "tests" / "cassettes"
@@ -94,14 +95,16 @@ def test_exceptions_pickle_without_token(server):
 def test_provider_check_messages_hold_no_token(server):
     """What `pulumi preview` shows for a wrong token comes from `verify_access`."""
     wrong = "aaaabbbbccccdddd" * 2
-    base.set_token(wrong)
+    credentials.set_token(wrong)
     try:
-        problem = base.verify_access(server.url)
+        problem = credentials.verify_access(server.url)
     finally:
-        base.set_token(None)
+        credentials.set_token(None)
     assert problem and "Invalid token." in problem
     assert wrong not in problem and not TOKEN_PATTERN.search(problem)
 
 
 def test_zz_secrets_summary():
-    print(f"\n[secrets] tokens found: cassettes={FOUND.get('cassettes', 'n/a')} messages/reprs={FOUND.get('messages', 'n/a')}")
+    print(
+        f"\n[secrets] tokens found: cassettes={FOUND.get('cassettes', 'n/a')} messages/reprs={FOUND.get('messages', 'n/a')}"
+    )

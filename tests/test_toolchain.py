@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
 from support import ROOT, run_pulumi
 
-PROGRAM = '''
+from toolchain.environment import pinned_version
+
+PROGRAM = """
 import pulumi
-from providers.probe import ToolchainProbe
+from toolchain.probe import ToolchainProbe
 probe = ToolchainProbe("probe", label=pulumi.Config().get("label") or "one")
 pulumi.export("python", probe.python)
 pulumi.export("sdk", probe.pulumi_sdk)
-'''
-
-
-def pinned_version() -> str:
-    return re.search(r'"pulumi==([0-9.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+"""
 
 
 def test_pulumi_version_is_the_pinned_one(pulumi_env):

@@ -1,14 +1,22 @@
-"""Helpers every router uses: payload parsing, pagination, filters, lookups."""
+"""Helpers every router uses: payload parsing, query parameters, pagination, lookups.
+
+Route handlers that touch the database or files are plain `def` functions, which FastAPI runs in its
+thread pool; only reading the request body is async, done by the `Payload` dependency before the handler.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import Request
+from fastapi import Depends, Request
 
+from .. import db
 from ..backend import Backend
+from ..db import Row
+from ..db.listing import ListQuery, Order
 from ..errors import ApiError, bad_request, not_found
 
 DEFAULT_LIMIT = 100
@@ -42,6 +50,17 @@ async def read_payload(request: Request) -> dict[str, Any]:
     return data
 
 
+# The request body, read (async) before a plain `def` handler runs in the thread pool.
+Payload = Annotated[dict[str, Any], Depends(read_payload)]
+
+
+def found(row: Row | None, what: str) -> Row:
+    """The row, or a 404 `{"detail": "<what> not found."}`."""
+    if row is None:
+        raise not_found(what)
+    return row
+
+
 def int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
@@ -66,29 +85,46 @@ def bool_param(request: Request, name: str) -> bool | None:
     raise bad_request(name, f"Expected true or false, got {raw!r}")
 
 
-def ordering(request: Request, allowed: dict[str, str], default: str) -> str:
+def list_param(request: Request, name: str) -> list[str]:
+    """`?include=a,b` → ["a", "b"]."""
+    return (request.query_params.get(name) or "").split(",")
+
+
+def status_param(request: Request, incomplete: frozenset[str]) -> list[str]:
+    """`?status=a,b&status=c`; the word `incomplete` stands for every status in `incomplete`."""
+    statuses: list[str] = []
+    for value in request.query_params.getlist("status"):
+        for part in value.split(","):
+            statuses.extend(sorted(incomplete) if part == "incomplete" else [part] if part else [])
+    return statuses
+
+
+def ordering(request: Request, allowed: Sequence[str], default: str) -> Order:
+    """`?ordering=-counter,name` → [("counter", True), ("name", False)], each name checked against `allowed`."""
     raw = request.query_params.get("ordering") or default
-    clauses = []
+    order: Order = []
     for part in raw.split(","):
-        desc = part.startswith("-")
-        column = allowed.get(part.lstrip("-"))
-        if column is None:
+        name = part.lstrip("-")
+        if name not in allowed:
             raise bad_request("ordering", f"Cannot order by {part!r}; use one of {', '.join(sorted(allowed))}")
-        clauses.append(f"{column} {'DESC' if desc else 'ASC'}")
-    return ", ".join(clauses)
+        order.append((name, part.startswith("-")))
+    return order
 
 
-def paginate(request: Request, sql_from: str, params: list[Any], order_by: str, serialize) -> dict[str, Any]:
-    """Run `SELECT * {sql_from}` with limit/offset and wrap it as `{count, next, previous, results}`."""
+def paginate(
+    request: Request, query: ListQuery, order: Order, serialize: Callable[[list[Row]], list[Any]]
+) -> dict[str, Any]:
+    """Run `query` with limit/offset and wrap it as `{count, next, previous, results}`."""
     store = backend(request).store
-    limit = int_param(request, "limit", DEFAULT_LIMIT) or DEFAULT_LIMIT
-    limit = min(limit, MAX_LIMIT)
+    limit = min(int_param(request, "limit", DEFAULT_LIMIT) or DEFAULT_LIMIT, MAX_LIMIT)
     offset = int_param(request, "offset", 0) or 0
-    count = store.one(f"SELECT COUNT(*) AS n {sql_from}", params)["n"]
-    rows = store.all(f"SELECT * {sql_from} ORDER BY {order_by} LIMIT ? OFFSET ?", [*params, limit, offset])
+    count = db.listing.count(store, query)
+    rows = db.listing.page(store, query, order, limit, offset)
 
     def page_url(new_offset: int) -> str:
-        query = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k not in ("offset", "limit")]
+        query = [
+            (k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k not in ("offset", "limit")
+        ]
         query += [("limit", str(limit)), ("offset", str(new_offset))]
         return f"{base_url(request)}{request.url.path}?{urlencode(query)}"
 
@@ -96,33 +132,36 @@ def paginate(request: Request, sql_from: str, params: list[Any], order_by: str, 
         "count": count,
         "next": page_url(offset + limit) if offset + limit < count else None,
         "previous": page_url(max(0, offset - limit)) if offset > 0 else None,
-        "results": [serialize(r) for r in rows],
+        "results": serialize(rows),
     }
 
 
-def project_or_400(request: Request, project_id: Any, field: str = "project"):
+def stop_reply(row: Row, label: str) -> dict[str, Any]:
+    """The short reply to a stop, like Valohai's (the CLI prints it verbatim); `label` is e.g. "execution #"."""
+    return {
+        "message": f"Stop requested for {label}{row['counter']} (now {row['status']})",
+        "id": row["id"],
+        "counter": row["counter"],
+        "status": row["status"],
+    }
+
+
+def project_or_400(request: Request, project_id: Any, field: str = "project") -> Row:
     if not project_id or not isinstance(project_id, str):
         raise bad_request(field, "This field is required.")
-    row = backend(request).store.one("SELECT * FROM projects WHERE id=? OR name=?", (project_id, project_id))
+    row = db.projects.by_id_or_name(backend(request).store, project_id)
     if row is None:
         raise bad_request(field, f"Project {project_id!r} not found.")
     return row
 
 
-def by_ident(request: Request, table: str, ident: str, what: str):
+def by_ident(request: Request, table: db.listing.Counted, ident: str, what: str) -> Row:
     """Look up by uuid or by `{project}:{counter|latest}` (the CLI's counter addressing)."""
     store = backend(request).store
-    if ":" in ident:
-        project_id, counter = ident.rsplit(":", 1)
-        counter = counter.lstrip("#=!")
-        if counter == "latest":
-            row = store.one(f"SELECT * FROM {table} WHERE project_id=? ORDER BY counter DESC LIMIT 1", (project_id,))
-        elif counter.isdigit():
-            row = store.one(f"SELECT * FROM {table} WHERE project_id=? AND counter=?", (project_id, int(counter)))
-        else:
-            raise not_found(what)
-    else:
-        row = store.one(f"SELECT * FROM {table} WHERE id=?", (ident,))
-    if row is None:
+    if ":" not in ident:
+        return found(db.listing.by_id(store, table, ident), what)
+    project_id, counter = ident.rsplit(":", 1)
+    counter = counter.lstrip("#=!")
+    if counter != "latest" and not counter.isdigit():
         raise not_found(what)
-    return row
+    return found(db.listing.by_counter(store, table, project_id, None if counter == "latest" else int(counter)), what)

@@ -2,66 +2,68 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from .. import db
+from ..db import Row
 from ..serializers import pipeline_dict
-from ..services.pipelines import create_pipeline
-from .common import backend, base_url, bool_param, by_ident, ordering, paginate, project_or_400, read_payload
+from ..services.pipeline_payload import create_pipeline
+from ..services.scheduler import PIPELINE_INCOMPLETE
+from .common import (
+    Payload,
+    backend,
+    base_url,
+    bool_param,
+    by_ident,
+    ordering,
+    paginate,
+    project_or_400,
+    status_param,
+    stop_reply,
+)
 
 router = APIRouter()
 
-ORDERING = {"counter": "counter", "ctime": "ctime", "mtime": "mtime", "title": "title", "status": "status"}
+ORDERING = ("counter", "ctime", "mtime", "title", "status")
+
+
+def _serialized(request: Request, rows: list[Row]) -> list[dict[str, Any]]:
+    related = db.related.for_pipelines(backend(request).store, rows)
+    base = base_url(request)
+    return [pipeline_dict(row, base, related) for row in rows]
 
 
 @router.post("/pipelines/", status_code=201)
-async def create(request: Request) -> JSONResponse:
-    data = await read_payload(request)
+def create(request: Request, data: Payload) -> JSONResponse:
     project = project_or_400(request, data.get("project"))
     b = backend(request)
     with b.store.write() as tx:
-        pipeline_id = create_pipeline(tx, b.store, b.settings.secret, project["id"], data)
+        pipeline_id = create_pipeline(tx, b.store, project["id"], data)
         b.scheduler.advance(tx, pipeline_id, strict=True)
-    row = b.store.one("SELECT * FROM pipelines WHERE id=?", (pipeline_id,))
-    return JSONResponse(pipeline_dict(b.store, row, base_url(request)), status_code=201)
+    row = db.pipelines.get(b.store, pipeline_id)
+    assert row is not None
+    return JSONResponse(_serialized(request, [row])[0], status_code=201)
 
 
 @router.get("/pipelines/")
-async def list_pipelines(request: Request) -> JSONResponse:
+def list_pipelines(request: Request) -> JSONResponse:
     q = request.query_params
-    where, params = [], []
-    if q.get("project"):
-        where.append("project_id=?")
-        params.append(q["project"])
-    statuses = [p for s in q.getlist("status") for p in s.split(",") if p]
-    if "incomplete" in statuses:
-        statuses = [s for s in statuses if s != "incomplete"] + ["created", "started", "stopping"]
-    if statuses:
-        where.append(f"status IN ({','.join('?' * len(statuses))})")
-        params.extend(statuses)
-    counters = [c for c in q.getlist("counter") if c.isdigit()]
-    if counters:
-        where.append(f"counter IN ({','.join('?' * len(counters))})")
-        params.extend(int(c) for c in counters)
-    if q.get("title"):
-        where.append("title=?")
-        params.append(q["title"])
+    query = db.pipelines.list_query().equals("project_id", q.get("project"))
+    query.one_of("status", status_param(request, PIPELINE_INCOMPLETE))
+    query.one_of("counter", [int(c) for c in q.getlist("counter") if c.isdigit()]).equals("title", q.get("title"))
     for tag in q.getlist("tag"):
-        where.append("EXISTS (SELECT 1 FROM json_each(pipelines.tags) WHERE json_each.value=?)")
-        params.append(tag)
-    where.append("deleted=?")
-    params.append(1 if bool_param(request, "deleted") else 0)
+        query.tagged(tag)
+    query.equals("deleted", 1 if bool_param(request, "deleted") else 0)
     order = ordering(request, ORDERING, "-counter")
-    b = backend(request)
-    base = base_url(request)
-    return JSONResponse(paginate(request, f"FROM pipelines WHERE {' AND '.join(where)}", params, order,
-                    lambda r: pipeline_dict(b.store, r, base)))
+    return JSONResponse(paginate(request, query, order, lambda rows: _serialized(request, rows)))
 
 
 @router.get("/pipelines/{ident}/")
-async def get_pipeline(ident: str, request: Request) -> JSONResponse:
-    row = by_ident(request, "pipelines", ident, "Pipeline")
-    return JSONResponse(pipeline_dict(backend(request).store, row, base_url(request)))
+def get_pipeline(ident: str, request: Request) -> JSONResponse:
+    return JSONResponse(_serialized(request, [by_ident(request, "pipelines", ident, "Pipeline")])[0])
 
 
 @router.post("/pipelines/{ident}/stop/")
@@ -70,9 +72,8 @@ def stop(ident: str, request: Request) -> dict:
     row = by_ident(request, "pipelines", ident, "Pipeline")
     with b.store.write() as tx:
         b.scheduler.stop_pipeline(tx, row["id"])
-    row = b.store.one("SELECT id, counter, status FROM pipelines WHERE id=?", (row["id"],))
-    return {"message": f"Stop requested for pipeline ={row['counter']} (now {row['status']})",
-            "id": row["id"], "counter": row["counter"], "status": row["status"]}
+    row = db.pipelines.get(b.store, row["id"]) or row
+    return stop_reply(row, "pipeline =")
 
 
 @router.delete("/pipelines/{ident}/")
@@ -82,5 +83,5 @@ def delete(ident: str, request: Request) -> Response:
     row = by_ident(request, "pipelines", ident, "Pipeline")
     with b.store.write() as tx:
         b.scheduler.stop_pipeline(tx, row["id"], "Pipeline deleted")
-        tx.execute("UPDATE pipelines SET deleted=1 WHERE id=?", (row["id"],))
+        db.pipelines.mark_deleted(tx, row["id"])
     return Response(status_code=204)

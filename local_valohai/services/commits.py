@@ -12,9 +12,10 @@ from pathlib import Path, PurePosixPath
 import valohai_yaml
 from valohai_yaml.objs import Config
 
+from .. import db
+from ..db import Row, Store, now_iso
 from ..errors import bad_request
 from ..settings import Settings
-from ..store import Store, now_iso
 
 _config_cache: dict[tuple[str, str], Config] = {}
 _cache_lock = threading.Lock()
@@ -50,7 +51,7 @@ def import_package(
 ) -> str:
     """Store the tarball and its valohai.yaml; idempotent (same bytes → same identifier)."""
     identifier = "~" + hashlib.sha256(data).hexdigest()
-    if store.one("SELECT 1 FROM commits WHERE project_id=? AND identifier=?", (project_id, identifier)):
+    if db.projects.commit(store, project_id, identifier) is not None:
         return identifier
     yaml_path = yaml_path or "valohai.yaml"
     yaml_rel = PurePosixPath(yaml_path)
@@ -81,34 +82,30 @@ def import_package(
         tmp.write_bytes(data)
         tmp.replace(tar_path)
     with store.write() as tx:
-        tx.execute(
-            "INSERT OR IGNORE INTO commits (project_id, identifier, ref, adhoc, description, yaml_path,"
-            " config_yaml, tarball, ctime) VALUES (?,?,?,?,?,?,?,?,?)",
-            (project_id, identifier, identifier, 1, description, yaml_path, yaml_text, str(tar_path), now_iso()),
+        db.projects.insert_commit(
+            tx, project_id, identifier, description, yaml_path, yaml_text, str(tar_path), now_iso()
         )
     return identifier
 
 
-def resolve_commit(store: Store, project_id: str, identifier: str | None, field: str = "commit"):
+def resolve_commit(store: db.Db, project_id: str, identifier: str | None, field: str = "commit") -> Row:
     """Find a commit by exact identifier, by unique prefix, or the newest one when none is given."""
     if not identifier:
-        row = store.one("SELECT * FROM commits WHERE project_id=? ORDER BY ctime DESC LIMIT 1", (project_id,))
+        row = db.projects.newest_commit(store, project_id)
         if row is None:
             raise bad_request(field, "The project has no commits; import a package first")
         return row
-    row = store.one("SELECT * FROM commits WHERE project_id=? AND identifier=?", (project_id, identifier))
+    row = db.projects.commit(store, project_id, identifier)
     if row is None:
-        rows = store.all(
-            "SELECT * FROM commits WHERE project_id=? AND substr(identifier,1,?)=?",
-            (project_id, len(identifier), identifier),
-        )
+        rows = db.projects.commits_with_prefix(store, project_id, identifier)
         if len(rows) == 1:
             return rows[0]
         raise bad_request(field, f"Commit {identifier!r} not found in this project")
     return row
 
 
-def commit_config(row) -> Config:
+def commit_config(row: Row) -> Config:
+    """The commit's parsed valohai.yaml, parsed once per process (commits never change)."""
     key = (row["project_id"], row["identifier"])
     with _cache_lock:
         cached = _config_cache.get(key)
@@ -119,9 +116,8 @@ def commit_config(row) -> Config:
     return cached
 
 
-def extract_commit(row, dest: Path) -> None:
+def extract_commit(row: Row, dest: Path) -> None:
     """Unpack the commit into an execution's repository directory (tar's `data` filter is a second guard)."""
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(row["tarball"], mode="r:*") as tar:
         tar.extractall(dest, filter="data")
-

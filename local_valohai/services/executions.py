@@ -1,4 +1,4 @@
-"""Validating and creating executions: shared by `POST executions/` and the pipeline scheduler.
+"""Validating, creating and stopping executions: shared by `POST executions/` and the pipeline scheduler.
 
 All checks happen before any row is written, and the insert runs inside the caller's transaction, so a
 rejected request leaves nothing behind.
@@ -7,20 +7,25 @@ rejected request leaves nothing behind.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
 from valohai_yaml.excs import InvalidType, ValidationErrors
-from valohai_yaml.objs import Step
+from valohai_yaml.objs import Config, Step
 
+from providers.api.statuses import CREATED, QUEUED, STARTED, STOPPED
+
+from .. import db
+from ..db import Store, Transaction, dumps, new_id, now_iso
 from ..errors import ApiError, bad_request
-from ..store import Store, Transaction, dumps, new_id, now_iso
 from .commits import commit_config, resolve_commit
 from .inputs import resolve_uri
 
 PARAM_REF = re.compile(r"\{parameter(?:-value)?:([^}]+)\}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -51,12 +56,13 @@ def safe_name(value: str, what: str, field_name: str) -> str:
     return value
 
 
-def find_step(config, step_name: str, commit_identifier: str) -> Step:
+def find_step(config: Config, step_name: str, commit_identifier: str) -> Step:
     step = config.steps.get(step_name)
     if step is None:
         available = ", ".join(sorted(config.steps)) or "none"
         raise bad_request(
-            "step", f"Step {step_name!r} not found in valohai.yaml of commit {commit_identifier} (available: {available})"
+            "step",
+            f"Step {step_name!r} not found in valohai.yaml of commit {commit_identifier} (available: {available})",
         )
     return step
 
@@ -128,20 +134,35 @@ def _string_list(value: Any, field_name: str) -> list[str]:
     return value
 
 
-def create_execution(tx: Transaction, store: Store, secret: str, spec: ExecutionSpec) -> str:
-    """Validate everything, then insert one `created` execution; returns its id."""
-    commit = resolve_commit(store, spec.project_id, spec.commit)
-    config = commit_config(commit)
-    step = find_step(config, spec.step, commit["identifier"])
-
-    given = validate_parameters(step, spec.parameters)
-    parameters = {**step.get_parameter_defaults(include_flags=True), **given}
-    command_override = spec.command or None
+def _command(step: Step, given: dict[str, Any], override: Any) -> str:
     try:
-        command = " && ".join(step.build_command(given, command=command_override))
+        return " && ".join(step.build_command(given, command=override or None))
     except (InvalidType, ValueError, TypeError) as exc:
         raise bad_request("parameters", f"Cannot build the command: {exc}") from exc
 
+
+def _input_files(
+    store: Store, secret: str, spec: ExecutionSpec, step: Step, name: str, urls: list[Any]
+) -> list[dict[str, Any]]:
+    """The files of one input, named as the step will see them under `inputs/<name>/`."""
+    inp = step.inputs[name]
+    files: list[dict[str, Any]] = []
+    for url in urls:
+        files.extend(resolve_uri(store, secret, spec.project_id, url, "inputs"))
+    keep = str(getattr(inp.keep_directories, "value", inp.keep_directories) or "none").lower()
+    for entry in files:
+        if keep in ("full", "suffix", "true"):
+            entry["name"] = entry["relpath"]
+        safe_name(entry["name"], "input file name", "inputs")
+    if inp.filename and len(files) == 1:
+        files[0]["name"] = safe_name(inp.filename, "input filename", "inputs")
+    return files
+
+
+def _inputs(
+    store: Store, secret: str, spec: ExecutionSpec, step: Step, parameters: dict[str, Any]
+) -> tuple[dict[str, list[str]], dict[str, list[dict[str, Any]]]]:
+    """Each input's URIs (defaults filled in, parameters interpolated) and the files they resolve to."""
     if spec.inputs is not None and not isinstance(spec.inputs, dict):
         raise bad_request("inputs", "Expected an object mapping input names to lists of URIs")
     for name in spec.inputs or {}:
@@ -157,51 +178,87 @@ def create_execution(tx: Transaction, store: Store, secret: str, spec: Execution
         urls = [raw] if isinstance(raw, str) else list(raw or [])
         urls = [interpolate(u, parameters, "inputs") if isinstance(u, str) else u for u in urls if u != ""]
         if not urls and not inp.optional:
-            raise bad_request("inputs", f"Input {name!r} of step {step.name!r} is required (no default and no URI given)")
-        files: list[dict[str, Any]] = []
-        for url in urls:
-            files.extend(resolve_uri(store, secret, spec.project_id, url, "inputs"))
-        keep = str(getattr(inp.keep_directories, "value", inp.keep_directories) or "none").lower()
-        for entry in files:
-            if keep in ("full", "suffix", "true"):
-                entry["name"] = entry["relpath"]
-            safe_name(entry["name"], "input file name", "inputs")
-        if inp.filename and len(files) == 1:
-            files[0]["name"] = safe_name(inp.filename, "input filename", "inputs")
+            raise bad_request(
+                "inputs", f"Input {name!r} of step {step.name!r} is required (no default and no URI given)"
+            )
+        input_files[name] = _input_files(store, secret, spec, step, name, urls)
         input_uris[name] = urls
-        input_files[name] = files
+    return input_uris, input_files
 
+
+def _environment(spec: ExecutionSpec, step: Step) -> dict[str, str]:
+    """The step's defaults, overridden by the payload's `environment_variables`."""
     env = {k: v.default for k, v in step.environment_variables.items() if v.default is not None}
     if spec.environment_variables not in (None, ""):
         if not isinstance(spec.environment_variables, dict):
             raise bad_request("environment_variables", "Expected an object mapping names to string values")
         for key, value in spec.environment_variables.items():
-            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
                 raise bad_request("environment_variables", f"Invalid environment variable name {key!r}")
             env[key] = "" if value is None else str(value)
+    return env
+
+
+def create_execution(tx: Transaction, store: Store, secret: str, spec: ExecutionSpec) -> str:
+    """Validate everything, then insert one `created` execution; returns its id."""
+    commit = resolve_commit(store, spec.project_id, spec.commit)
+    step = find_step(commit_config(commit), spec.step, commit["identifier"])
+    given = validate_parameters(step, spec.parameters)
+    parameters = {**step.get_parameter_defaults(include_flags=True), **given}
+    command = _command(step, given, spec.command)
+    input_uris, input_files = _inputs(store, secret, spec, step, parameters)
+    env = _environment(spec, step)
     tags = _string_list(spec.tags, "tags")
     if spec.runtime_config not in (None, "") and not isinstance(spec.runtime_config, dict):
         raise bad_request("runtime_config", "Expected an object")
     time_limit = _time_limit(spec.time_limit, step)
 
     execution_id = new_id()
-    counter = tx.execute(
-        "SELECT COALESCE(MAX(counter), 0) + 1 FROM executions WHERE project_id=?", (spec.project_id,)
-    ).fetchone()[0]
     now = now_iso()
-    tx.execute(
-        "INSERT INTO executions (id, project_id, counter, status, step, title, commit_identifier, ctime, mtime,"
-        " parameters, inputs, input_files, environment_variables, tags, runtime_config, time_limit, image,"
-        " command, pipeline_id, pipeline_node_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            execution_id, spec.project_id, counter, "created", step.name, spec.title, commit["identifier"], now, now,
-            dumps(parameters), dumps(input_uris), dumps(input_files), dumps(env), dumps(tags),
-            dumps(spec.runtime_config or {}), time_limit, spec.image or step.image, command,
-            spec.pipeline_id, spec.pipeline_node_id,
-        ),
+    db.executions.insert(
+        tx,
+        {
+            "id": execution_id,
+            "project_id": spec.project_id,
+            "counter": db.listing.next_counter(tx, "executions", spec.project_id),
+            "status": CREATED,
+            "step": step.name,
+            "title": spec.title,
+            "commit_identifier": commit["identifier"],
+            "ctime": now,
+            "mtime": now,
+            "parameters": dumps(parameters),
+            "inputs": dumps(input_uris),
+            "input_files": dumps(input_files),
+            "environment_variables": dumps(env),
+            "tags": dumps(tags),
+            "runtime_config": dumps(spec.runtime_config or {}),
+            "time_limit": time_limit,
+            "image": spec.image or step.image,
+            "command": command,
+            "pipeline_id": spec.pipeline_id,
+            "pipeline_node_id": spec.pipeline_node_id,
+        },
     )
-    tx.execute(
-        "INSERT INTO events (execution_id, time, stream, message) VALUES (?,?,?,?)",
-        (execution_id, now, "status", "Execution created"),
-    )
+    db.events.add_status(tx, execution_id, now, "Execution created")
     return execution_id
+
+
+def stop_execution(tx: Transaction, execution_id: str, request_stop: Callable[[str], object]) -> None:
+    """Stop one execution: not-yet-running ones end `stopped` at once; running ones are signalled."""
+    row = db.executions.get(tx, execution_id)
+    if row is None:
+        return
+    now = now_iso()
+    if row["status"] in (CREATED, QUEUED):
+        db.executions.end_unfinished(
+            tx, execution_id, STOPPED, "stopped by user before it started", now, only_from=(CREATED, QUEUED)
+        )
+        db.events.add_status(tx, execution_id, now, "Execution stopped before it started")
+        node = db.nodes.of_execution(tx, execution_id)
+        if node is not None:
+            db.nodes.set_status(tx, node["id"], STOPPED)
+    elif row["status"] == STARTED:
+        db.executions.request_stop(tx, execution_id, now)
+        db.events.add_status(tx, execution_id, now, "Stop requested")
+        tx.after_commit(lambda: request_stop(execution_id))

@@ -11,16 +11,17 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .. import db
+from ..db import Row, loads
 from ..errors import bad_request
 from ..signing import verify
-from ..store import Store, loads
 
 SIGNED_PATH = re.compile(r"^/api/v0/data/([0-9a-fA-F-]{36})/signed-download/?$")
 
 
-def file_entry(datum, filename: str | None = None) -> dict[str, Any]:
+def file_entry(datum: Row) -> dict[str, Any]:
     """One entry of inputs.json `files` (valohai-utils FileInfo), before the runner adds `path`."""
-    name = filename or PurePosixPath(datum["name"]).name
+    name = PurePosixPath(datum["name"]).name
     return {
         "name": name,
         "uri": f"datum://{datum['id']}",
@@ -33,40 +34,34 @@ def file_entry(datum, filename: str | None = None) -> dict[str, Any]:
     }
 
 
-def _datum(store: Store, project_id: str, datum_id: str, field: str, uri: str):
-    row = store.one("SELECT * FROM datums WHERE id=? AND project_id=? AND deleted=0", (datum_id, project_id))
-    if row is None:
+def _datum(store: db.Db, project_id: str, datum_id: str, field: str, uri: str) -> Row:
+    row = db.datums.get(store, datum_id)
+    if row is None or row["project_id"] != project_id or row["deleted"]:
         raise bad_request(field, f"{uri}: datum {datum_id!r} not found in this project")
     if row["purged"]:
         raise bad_request(field, f"{uri}: datum {datum_id!r} has been purged")
     return row
 
 
-def dataset_files(store: Store, project_id: str, name: str, version: str, field: str, uri: str) -> list:
-    ds = store.one("SELECT * FROM datasets WHERE project_id=? AND name=?", (project_id, name))
+def dataset_files(store: db.Db, project_id: str, name: str, version: str, field: str, uri: str) -> list[Row]:
+    """The datums of `dataset://name/version` (or `/latest`) in this project."""
+    ds = db.datasets.by_name(store, project_id, name)
     if ds is None:
         raise bad_request(field, f"{uri}: dataset {name!r} not found in this project")
-    if version == "latest":
-        ver = store.one("SELECT * FROM dataset_versions WHERE dataset_id=? ORDER BY seq DESC LIMIT 1", (ds["id"],))
-    else:
-        ver = store.one("SELECT * FROM dataset_versions WHERE dataset_id=? AND name=?", (ds["id"], version))
+    ver = db.datasets.find_version(store, ds["id"], version)
     if ver is None:
         raise bad_request(field, f"{uri}: dataset {name!r} has no version {version!r}")
-    return store.all(
-        "SELECT d.* FROM dataset_version_files f JOIN datums d ON d.id=f.datum_id WHERE f.version_id=? "
-        "ORDER BY f.position",
-        (ver["id"],),
-    )
+    return db.datasets.files(store, ver["id"])
 
 
-def resolve_uri(store: Store, secret: str, project_id: str, uri: str, field: str) -> list[dict[str, Any]]:
+def resolve_uri(store: db.Db, secret: str, project_id: str, uri: str, field: str) -> list[dict[str, Any]]:
     """Turn one input URI into file entries; raises a 400 naming the input and the URI."""
     if not isinstance(uri, str) or not uri.strip():
         raise bad_request(field, f"Input URI must be a non-empty string, got {uri!r}")
     if uri.startswith("datum://"):
-        return [file_entry(_datum(store, project_id, uri[len("datum://"):].strip("/"), field, uri))]
+        return [file_entry(_datum(store, project_id, uri[len("datum://") :].strip("/"), field, uri))]
     if uri.startswith("dataset://"):
-        rest = uri[len("dataset://"):].strip("/")
+        rest = uri[len("dataset://") :].strip("/")
         if "/" not in rest:
             raise bad_request(field, f"{uri}: expected dataset://<name>/<version> (or /latest)")
         name, version = rest.split("/", 1)
@@ -76,12 +71,13 @@ def resolve_uri(store: Store, secret: str, project_id: str, uri: str, field: str
         match = SIGNED_PATH.match(parts.path)
         if not match:
             raise bad_request(
-                field, f"{uri}: the local backend has no internet access; only its own download URLs, "
-                "datum:// and dataset:// URIs can be used as inputs"
+                field,
+                f"{uri}: the local backend has no internet access; only its own download URLs, "
+                "datum:// and dataset:// URIs can be used as inputs",
             )
         query = parse_qs(parts.query)
-        problem = verify(secret, match.group(1), (query.get("expires") or [None])[0],
-                         (query.get("signature") or [None])[0])
+        expires, signature = (next(iter(query.get(key, [])), None) for key in ("expires", "signature"))
+        problem = verify(secret, match.group(1), expires, signature)
         if problem:
             raise bad_request(field, f"{uri}: {problem}")
         return [file_entry(_datum(store, project_id, match.group(1), field, uri))]

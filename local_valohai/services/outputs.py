@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store import Store, dumps, new_id, now_iso
+from .. import db
+from ..db import Row, Store, Transaction, dumps, new_id, now_iso
 
 JSONL_NAME = "valohai.metadata.jsonl"
 SIDECAR_SUFFIX = ".metadata.json"
@@ -84,12 +85,8 @@ def _read_metadata(outputs_dir: Path, warnings: list[str]) -> dict[str, dict[str
     return result
 
 
-def collect_outputs(store: Store, store_dir: Path, execution, outputs_dir: Path) -> CollectedOutputs:
-    """Store every output file as a datum and create dataset versions, all in one transaction."""
-    collected = CollectedOutputs()
-    if not outputs_dir.is_dir():
-        return collected
-    metadata = _read_metadata(outputs_dir, collected.warnings)
+def _stored_files(store_dir: Path, outputs_dir: Path) -> list[tuple[str, str, str, str, int]]:
+    """Move each output file (not the sidecars) into the blob store: (relative name, sha256, md5, sha1, size)."""
     all_files = sorted(p for p in outputs_dir.rglob("*") if p.is_file() and not p.is_symlink())
     rels = {p.relative_to(outputs_dir).as_posix() for p in all_files}
     files = []
@@ -100,77 +97,105 @@ def collect_outputs(store: Store, store_dir: Path, execution, outputs_dir: Path)
         sha256, md5, sha1, size = _hash_file(path)
         _store_blob(store_dir, path, sha256)
         files.append((rel, sha256, md5, sha1, size))
+    return files
 
+
+@dataclass
+class _VersionPlan:
+    """The datums one execution adds to `dataset://name/version`, and the version it starts `from`."""
+
+    datums: list[str] = field(default_factory=list)
+    start_from: str | None = None
+    exclude: set[str] = field(default_factory=set)
+
+
+def collect_outputs(store: Store, store_dir: Path, execution: Row, outputs_dir: Path) -> CollectedOutputs:
+    """Store every output file as a datum and create dataset versions, all in one transaction."""
+    collected = CollectedOutputs()
+    if not outputs_dir.is_dir():
+        return collected
+    metadata = _read_metadata(outputs_dir, collected.warnings)
+    files = _stored_files(store_dir, outputs_dir)
     now = now_iso()
-    project_id = execution["project_id"]
-    versions: dict[tuple[str, str], dict[str, Any]] = {}
+    versions: dict[tuple[str, str], _VersionPlan] = {}
     with store.write() as tx:
         for rel, sha256, md5, sha1, size in files:
             meta = metadata.get(rel, {})
             tags = meta.get("valohai.tags") or []
             datum_id = new_id()
-            tx.execute(
-                "INSERT INTO datums (id, project_id, name, size, sha256, md5, sha1, ctime, output_execution_id,"
-                " metadata, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (datum_id, project_id, rel, size, sha256, md5, sha1, now, execution["id"],
-                 dumps([meta] if meta else []), dumps(tags if isinstance(tags, list) else [tags])),
+            db.datums.insert(
+                tx,
+                {
+                    "id": datum_id,
+                    "project_id": execution["project_id"],
+                    "name": rel,
+                    "size": size,
+                    "sha256": sha256,
+                    "md5": md5,
+                    "sha1": sha1,
+                    "ctime": now,
+                    "output_execution_id": execution["id"],
+                    "metadata": dumps([meta] if meta else []),
+                    "tags": dumps(tags if isinstance(tags, list) else [tags]),
+                },
             )
             collected.datums.append({"id": datum_id, "name": rel})
-            for target in meta.get("valohai.dataset-versions") or []:
-                spec = target if isinstance(target, dict) else {"uri": target}
-                uri = str(spec.get("uri", ""))
-                if not uri.startswith("dataset://") or uri.count("/") < 3:
-                    collected.warnings.append(f"{rel}: ignored dataset version {uri!r} (expected dataset://name/version)")
-                    continue
-                name, version = uri[len("dataset://"):].split("/", 1)
-                entry = versions.setdefault((name, version), {"datums": [], "from": None, "exclude": set()})
-                entry["datums"].append(datum_id)
-                if spec.get("from"):
-                    entry["from"] = str(spec["from"])
-                entry["exclude"].update(spec.get("exclude") or [])
-        for (name, version), entry in versions.items():
-            _create_dataset_version(tx, project_id, execution["id"], name, version, entry, now, collected)
+            _plan_versions(rel, datum_id, meta, versions, collected.warnings)
+        for (name, version), plan in versions.items():
+            _create_dataset_version(tx, execution, name, version, plan, now, collected.warnings)
     return collected
 
 
-def _create_dataset_version(tx, project_id, execution_id, name, version, entry, now, collected) -> None:
-    ds = tx.execute("SELECT id FROM datasets WHERE project_id=? AND name=?", (project_id, name)).fetchone()
-    if ds is None:
-        dataset_id = new_id()
-        tx.execute("INSERT INTO datasets (id, project_id, name, ctime) VALUES (?,?,?,?)", (dataset_id, project_id, name, now))
-    else:
-        dataset_id = ds["id"]
-    if tx.execute("SELECT 1 FROM dataset_versions WHERE dataset_id=? AND name=?", (dataset_id, version)).fetchone():
-        collected.warnings.append(f"dataset://{name}/{version} already exists; versions are immutable, not changed")
+def _plan_versions(
+    rel: str, datum_id: str, meta: dict[str, Any], versions: dict[tuple[str, str], _VersionPlan], warnings: list[str]
+) -> None:
+    """Read the datum's `valohai.dataset-versions` (URIs, or objects with `uri`, `from`, `exclude`)."""
+    for target in meta.get("valohai.dataset-versions") or []:
+        spec = target if isinstance(target, dict) else {"uri": target}
+        uri = str(spec.get("uri", ""))
+        if not uri.startswith("dataset://") or uri.count("/") < 3:
+            warnings.append(f"{rel}: ignored dataset version {uri!r} (expected dataset://name/version)")
+            continue
+        name, version = uri[len("dataset://") :].split("/", 1)
+        plan = versions.setdefault((name, version), _VersionPlan())
+        plan.datums.append(datum_id)
+        if spec.get("from"):
+            plan.start_from = str(spec["from"])
+        plan.exclude.update(spec.get("exclude") or [])
+
+
+def _inherited(tx: Transaction, project_id: str, plan: _VersionPlan) -> list[str] | None:
+    """The datums of the `from` version minus the excluded names; None when that version does not exist."""
+    assert plan.start_from is not None
+    old = plan.start_from[len("dataset://") :].split("/", 1) if plan.start_from.startswith("dataset://") else None
+    if not old or len(old) != 2:
+        return None
+    old_ds = db.datasets.by_name(tx, project_id, old[0])
+    old_ver = db.datasets.find_version(tx, old_ds["id"], old[1]) if old_ds else None
+    if old_ver is None:
+        return None
+    return [
+        row["id"]
+        for row in db.datasets.files(tx, old_ver["id"])
+        if row["name"] not in plan.exclude and os.path.basename(row["name"]) not in plan.exclude
+    ]
+
+
+def _create_dataset_version(
+    tx: Transaction, execution: Row, name: str, version: str, plan: _VersionPlan, now: str, warnings: list[str]
+) -> None:
+    project_id = execution["project_id"]
+    ds = db.datasets.by_name(tx, project_id, name)
+    dataset_id = ds["id"] if ds else db.datasets.create(tx, project_id, name, now)
+    if db.datasets.version_named(tx, dataset_id, version) is not None:
+        warnings.append(f"dataset://{name}/{version} already exists; versions are immutable, not changed")
         return
     datum_ids: list[str] = []
-    if entry["from"]:
-        old = entry["from"][len("dataset://"):].split("/", 1) if entry["from"].startswith("dataset://") else None
-        old_ver = None
-        if old and len(old) == 2:
-            old_ds = tx.execute("SELECT id FROM datasets WHERE project_id=? AND name=?", (project_id, old[0])).fetchone()
-            if old_ds:
-                sql = ("SELECT id FROM dataset_versions WHERE dataset_id=? ORDER BY seq DESC LIMIT 1" if old[1] == "latest"
-                       else "SELECT id FROM dataset_versions WHERE dataset_id=? AND name=?")
-                old_ver = tx.execute(sql, (old_ds["id"],) if old[1] == "latest" else (old_ds["id"], old[1])).fetchone()
-        if old_ver is None:
-            collected.warnings.append(f"dataset://{name}/{version}: 'from' version {entry['from']!r} not found")
+    if plan.start_from:
+        inherited = _inherited(tx, project_id, plan)
+        if inherited is None:
+            warnings.append(f"dataset://{name}/{version}: 'from' version {plan.start_from!r} not found")
         else:
-            for row in tx.execute(
-                "SELECT d.id, d.name FROM dataset_version_files f JOIN datums d ON d.id=f.datum_id "
-                "WHERE f.version_id=? ORDER BY f.position", (old_ver["id"],)
-            ).fetchall():
-                if row["name"] not in entry["exclude"] and os.path.basename(row["name"]) not in entry["exclude"]:
-                    datum_ids.append(row["id"])
-    datum_ids.extend(entry["datums"])
-    seq = tx.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM dataset_versions").fetchone()[0]
-    version_id = new_id()
-    tx.execute(
-        "INSERT INTO dataset_versions (id, dataset_id, name, ctime, seq, output_execution_id) VALUES (?,?,?,?,?,?)",
-        (version_id, dataset_id, version, now, seq, execution_id),
-    )
-    for position, datum_id in enumerate(dict.fromkeys(datum_ids)):
-        tx.execute(
-            "INSERT INTO dataset_version_files (version_id, datum_id, position) VALUES (?,?,?)",
-            (version_id, datum_id, position),
-        )
+            datum_ids.extend(inherited)
+    datum_ids.extend(plan.datums)
+    db.datasets.create_version(tx, dataset_id, version, datum_ids, now, execution["id"])

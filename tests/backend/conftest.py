@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from local_valohai.testing import LocalValohai
+from providers.api.statuses import TERMINAL
 
 SAMPLE = Path(__file__).parent / "sample_project"
-TERMINAL = {"complete", "error", "stopped", "crashed"}
 
 
 def package_bytes(directory: Path = SAMPLE, extra: dict[str, str] | None = None) -> bytes:
@@ -65,15 +65,17 @@ class Api:
 
     def import_package(self, project_id: str, data: bytes | None = None) -> dict:
         files = {"data": ("data.tgz", data or package_bytes(), "application/gzip")}
-        return self.ok(self.post(f"projects/{project_id}/import-package/", files=files,
-                                 data={"description": "test"}), 201)
+        return self.ok(
+            self.post(f"projects/{project_id}/import-package/", files=files, data={"description": "test"}), 201
+        )
 
     def run(self, project_id: str, commit: str, step: str, **payload: Any) -> dict:
         body = {"project": project_id, "commit": commit, "step": step, **payload}
         return self.ok(self.post("executions/", json=body), 201)
 
-    def wait(self, path: str, predicate: Callable[[dict], bool] = lambda o: o["status"] in TERMINAL,
-             timeout: float = 30) -> dict:
+    def wait(
+        self, path: str, predicate: Callable[[dict], bool] = lambda o: o["status"] in TERMINAL, timeout: float = 30
+    ) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             obj = self.ok(self.get(path))

@@ -52,18 +52,28 @@ def test_lists_filters_counters_and_events_tail(api, project):
     run = api.run(project["id"], project["commit"], "produce", parameters={"harbor": "delta", "count": 3})
     done = api.wait(run["url"])
     assert done["status"] == "complete"
-    by_counter = api.ok(api.get(f"executions/{project['id']}:{done['counter']}/", params={"exclude": "metadata,events"}))
+    by_counter = api.ok(
+        api.get(f"executions/{project['id']}:{done['counter']}/", params={"exclude": "metadata,events"})
+    )
     assert by_counter["id"] == done["id"] and by_counter["url"].endswith("/")
     page = api.ok(api.get("executions/", params={"project": project["id"], "counter": done["counter"]}))
     assert [e["id"] for e in page["results"]] == [done["id"]]
     assert set(page) == {"count", "next", "previous", "results"}
-    complete = api.ok(api.get("executions/", params={"project": project["id"], "status": ["complete", "error"],
-                                                     "ordering": "-counter", "limit": 1}))
+    complete = api.ok(
+        api.get(
+            "executions/",
+            params={"project": project["id"], "status": ["complete", "error"], "ordering": "-counter", "limit": 1},
+        )
+    )
     assert complete["results"][0]["status"] in ("complete", "error") and complete["next"]
     incomplete = api.ok(api.get("executions/", params={"project": project["id"], "status": "incomplete"}))
     assert all(e["status"] in ("created", "queued", "started", "stopping") for e in incomplete["results"])
     tail = api.ok(api.get(run["url"] + "events/", params={"limit": 2}))
-    assert len(tail["events"]) == 2 and tail["truncated"] and tail["events"][-1]["message"].startswith("Execution complete")
+    assert (
+        len(tail["events"]) == 2
+        and tail["truncated"]
+        and tail["events"][-1]["message"].startswith("Execution complete")
+    )
 
 
 def test_outputs_and_signed_downloads(api, server, project):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import valohai_yaml
-from valohai_yaml.pipelines.conversion import PipelineConverter
-
 from conftest import SAMPLE
+from valohai_yaml.pipelines.conversion import PipelineConverter
 
 
 def converted_payload(project: dict, **extra) -> dict:
@@ -24,9 +23,12 @@ def node(name: str, step: str, commit: str, **extra) -> dict:
 
 
 def test_two_node_pipeline_passes_metadata_and_outputs_downstream(api, project):
-    payload = converted_payload(project, parameters={
-        "harbor": {"config": {"name": "harbor", "targets": ["produce.parameter.harbor"]}, "expression": "gamma"},
-    })
+    payload = converted_payload(
+        project,
+        parameters={
+            "harbor": {"config": {"name": "harbor", "targets": ["produce.parameter.harbor"]}, "expression": "gamma"},
+        },
+    )
     created = api.ok(api.post("pipelines/", json=payload), 201)
     assert created["status"] in ("created", "started")
     assert created["url"].endswith(f"/api/v0/pipelines/{created['id']}/")
@@ -63,8 +65,12 @@ def test_two_node_pipeline_passes_metadata_and_outputs_downstream(api, project):
 
 def test_default_stop_all_stops_siblings_and_pipeline_ends_error(api, project):
     commit = project["commit"]
-    payload = {"project": project["id"], "title": "stop-all",
-               "nodes": [node("sleeper", "sleep", commit), node("failer", "fail", commit)], "edges": []}
+    payload = {
+        "project": project["id"],
+        "title": "stop-all",
+        "nodes": [node("sleeper", "sleep", commit), node("failer", "fail", commit)],
+        "edges": [],
+    }
     created = api.ok(api.post("pipelines/", json=payload), 201)
     done = api.wait(created["url"], timeout=20)
     assert done["status"] == "error"
@@ -75,7 +81,8 @@ def test_default_stop_all_stops_siblings_and_pipeline_ends_error(api, project):
 def test_stop_next_skips_downstream_and_continue_lets_it_run(api, project):
     commit = project["commit"]
     payload = {
-        "project": project["id"], "title": "policies",
+        "project": project["id"],
+        "title": "policies",
         "nodes": [
             node("fail-stop-next", "fail", commit, **{"on-error": "stop-next"}),
             node("after-stop-next", "noop", commit),
@@ -83,22 +90,43 @@ def test_stop_next_skips_downstream_and_continue_lets_it_run(api, project):
             node("after-continue", "echo", commit, environment_variables={"X": "1"}),
         ],
         "edges": [
-            {"source_node": "fail-stop-next", "source_type": "dependency", "source_key": "x",
-             "target_node": "after-stop-next", "target_type": "dependency", "target_key": "x"},
-            {"source_node": "fail-continue", "source_type": "dependency", "source_key": "x",
-             "target_node": "after-continue", "target_type": "dependency", "target_key": "x"},
+            {
+                "source_node": "fail-stop-next",
+                "source_type": "dependency",
+                "source_key": "x",
+                "target_node": "after-stop-next",
+                "target_type": "dependency",
+                "target_key": "x",
+            },
+            {
+                "source_node": "fail-continue",
+                "source_type": "dependency",
+                "source_key": "x",
+                "target_node": "after-continue",
+                "target_type": "dependency",
+                "target_key": "x",
+            },
         ],
     }
     done = api.wait(api.ok(api.post("pipelines/", json=payload), 201)["url"], timeout=20)
     statuses = {n["name"]: n["status"] for n in done["nodes"]}
-    assert statuses == {"fail-stop-next": "error", "after-stop-next": "stopped",
-                        "fail-continue": "error", "after-continue": "complete"}
+    assert statuses == {
+        "fail-stop-next": "error",
+        "after-stop-next": "stopped",
+        "fail-continue": "error",
+        "after-continue": "complete",
+    }
     assert done["status"] == "error"
 
 
 def test_stop_via_cli_double_slash_url_then_delete(api, project):
-    payload = {"project": project["id"], "title": "to-stop", "tags": ["stopme"],
-               "nodes": [node("sleeper", "sleep", project["commit"])], "edges": []}
+    payload = {
+        "project": project["id"],
+        "title": "to-stop",
+        "tags": ["stopme"],
+        "nodes": [node("sleeper", "sleep", project["commit"])],
+        "edges": [],
+    }
     created = api.ok(api.post("pipelines/", json=payload), 201)
     api.wait(created["url"], lambda p: p["nodes"][0]["execution"]["status"] == "started")
     stopped = api.ok(api.post(f"{created['url']}/stop/"))  # what `vh pipeline stop` sends: .../{id}//stop/
@@ -120,19 +148,44 @@ def test_parameter_and_input_edges_with_hand_written_spellings(api, project):
     datum = next(o for o in seed["outputs"] if o["name"] == "data-eta.txt")
     url = api.ok(api.get(f"data/{datum['id']}/download/"))["url"]  # this server's signed URL works as an input
     payload = {
-        "project": project["id"], "title": "copy-edges",
+        "project": project["id"],
+        "title": "copy-edges",
         "nodes": [
-            {"name": "first", "type": "execution", "on_error": "stop-all",
-             "template": {"commit": project["commit"], "step": "consume", "parameters": {"harbor": "eta"},
-                          "inputs": {"data": [url]}, "environment_variables": {"MODE": "a"}}},
-            {"name": "second", "type": "execution",
-             "template": {"commit": project["commit"], "step": "consume", "environment-variables": {"MODE": "b"}}},
+            {
+                "name": "first",
+                "type": "execution",
+                "on_error": "stop-all",
+                "template": {
+                    "commit": project["commit"],
+                    "step": "consume",
+                    "parameters": {"harbor": "eta"},
+                    "inputs": {"data": [url]},
+                    "environment_variables": {"MODE": "a"},
+                },
+            },
+            {
+                "name": "second",
+                "type": "execution",
+                "template": {"commit": project["commit"], "step": "consume", "environment-variables": {"MODE": "b"}},
+            },
         ],
         "edges": [
-            {"source_node": "first", "source_type": "parameter", "source_key": "harbor",
-             "target_node": "second", "target_type": "parameter", "target_key": "harbor"},
-            {"source_node": "first", "source_type": "input", "source_key": "da*",
-             "target_node": "second", "target_type": "input", "target_key": "data"},
+            {
+                "source_node": "first",
+                "source_type": "parameter",
+                "source_key": "harbor",
+                "target_node": "second",
+                "target_type": "parameter",
+                "target_key": "harbor",
+            },
+            {
+                "source_node": "first",
+                "source_type": "input",
+                "source_key": "da*",
+                "target_node": "second",
+                "target_type": "input",
+                "target_key": "data",
+            },
         ],
     }
     done = api.wait(api.ok(api.post("pipelines/", json=payload), 201)["url"])
@@ -145,8 +198,12 @@ def test_parameter_and_input_edges_with_hand_written_spellings(api, project):
 
 
 def test_retry_runs_a_failed_node_once_more_then_fails_the_pipeline(api, project):
-    payload = {"project": project["id"], "title": "retry",
-               "nodes": [node("flaky", "fail", project["commit"], **{"on-error": "retry"})], "edges": []}
+    payload = {
+        "project": project["id"],
+        "title": "retry",
+        "nodes": [node("flaky", "fail", project["commit"], **{"on-error": "retry"})],
+        "edges": [],
+    }
     done = api.wait(api.ok(api.post("pipelines/", json=payload), 201)["url"], timeout=20)
     assert done["status"] == "error"
     assert any("Retrying once" in entry["message"] for entry in done["nodes"][0]["log"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import requests
-
 from conftest import Api
+
 from local_valohai.testing import LocalValohai
 
 
@@ -16,13 +16,30 @@ def test_kill_and_restart_keeps_results_and_marks_running_work_error(tmp_path):
         finished = api.wait(api.run(project["id"], commit, "produce")["url"])
         assert finished["status"] == "complete"
         running = api.run(project["id"], commit, "sleep")
-        pipeline = api.ok(api.post("pipelines/", json={
-            "project": project["id"], "title": "interrupted",
-            "nodes": [{"name": "s", "template": {"commit": commit, "step": "sleep"}},
-                      {"name": "after", "template": {"commit": commit, "step": "noop"}}],
-            "edges": [{"source_node": "s", "source_type": "dependency", "source_key": "-",
-                       "target_node": "after", "target_type": "dependency", "target_key": "-"}],
-        }), 201)
+        pipeline = api.ok(
+            api.post(
+                "pipelines/",
+                json={
+                    "project": project["id"],
+                    "title": "interrupted",
+                    "nodes": [
+                        {"name": "s", "template": {"commit": commit, "step": "sleep"}},
+                        {"name": "after", "template": {"commit": commit, "step": "noop"}},
+                    ],
+                    "edges": [
+                        {
+                            "source_node": "s",
+                            "source_type": "dependency",
+                            "source_key": "-",
+                            "target_node": "after",
+                            "target_type": "dependency",
+                            "target_key": "-",
+                        }
+                    ],
+                },
+            ),
+            201,
+        )
         api.wait(running["url"], lambda e: e["status"] == "started")
         api.wait(pipeline["url"], lambda p: p["nodes"][0]["execution"]["status"] == "started")
 

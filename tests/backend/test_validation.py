@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import package_bytes
 
 
@@ -22,7 +21,12 @@ def counts(api, project):
         ({"step": "produce", "parameters": {"count": "many"}}, 400, "parameters", "many is not an integer"),
         ({"step": "produce", "parameters": {"colour": "red"}}, 400, "parameters", "Unknown parameter 'colour'"),
         ({"step": "consume", "inputs": {"../etc": ["datum://x"]}}, 400, "inputs", "without '..'"),
-        ({"step": "consume", "inputs": {"data": ["dataset://missing/latest"]}}, 400, "inputs", "dataset 'missing' not found"),
+        (
+            {"step": "consume", "inputs": {"data": ["dataset://missing/latest"]}},
+            400,
+            "inputs",
+            "dataset 'missing' not found",
+        ),
         ({"step": "consume", "inputs": {"data": ["https://example.com/x.csv"]}}, 400, "inputs", "no internet access"),
         ({"step": "produce", "commit": "~doesnotexist"}, 400, "commit", "not found"),
         ({"step": "produce", "time_limit": "soon"}, 400, "time_limit", "seconds"),
@@ -49,26 +53,57 @@ def test_malformed_json_and_non_object_bodies(api, project):
 @pytest.mark.parametrize(
     ("mutate", "text"),
     [
-        (lambda p: p["edges"].append({"source_node": "a", "source_type": "output", "source_key": "*",
-                                      "target_node": "ghost", "target_type": "input", "target_key": "data"}),
-         "unknown node 'ghost'"),
+        (
+            lambda p: p["edges"].append(
+                {
+                    "source_node": "a",
+                    "source_type": "output",
+                    "source_key": "*",
+                    "target_node": "ghost",
+                    "target_type": "input",
+                    "target_key": "data",
+                }
+            ),
+            "unknown node 'ghost'",
+        ),
         (lambda p: p["nodes"][0].update({"on-error": "explode"}), "on-error must be one of"),
         (lambda p: p["nodes"][0]["template"].update(step="nope"), "Step 'nope' not found"),
         (lambda p: p["nodes"][0].update(name="../evil"), "without '..'"),
         (lambda p: p["nodes"][1]["template"].update(parameters={"harbor": ["a", "b"]}), "Only a single value"),
         (lambda p: p["edges"].clear(), "input 'data' is required"),
-        (lambda p: p["edges"].append({"source_node": "b", "source_type": "output", "source_key": "*",
-                                      "target_node": "a", "target_type": "parameter", "target_key": "harbor"}),
-         "cycle"),
+        (
+            lambda p: p["edges"].append(
+                {
+                    "source_node": "b",
+                    "source_type": "output",
+                    "source_key": "*",
+                    "target_node": "a",
+                    "target_type": "parameter",
+                    "target_key": "harbor",
+                }
+            ),
+            "cycle",
+        ),
     ],
 )
 def test_bad_pipeline_payloads_are_rejected(api, project, mutate, text):
     payload = {
-        "project": project["id"], "title": "bad",
-        "nodes": [{"name": "a", "template": {"commit": project["commit"], "step": "produce"}},
-                  {"name": "b", "template": {"commit": project["commit"], "step": "consume"}}],
-        "edges": [{"source_node": "a", "source_type": "output", "source_key": "*.txt",
-                   "target_node": "b", "target_type": "input", "target_key": "data"}],
+        "project": project["id"],
+        "title": "bad",
+        "nodes": [
+            {"name": "a", "template": {"commit": project["commit"], "step": "produce"}},
+            {"name": "b", "template": {"commit": project["commit"], "step": "consume"}},
+        ],
+        "edges": [
+            {
+                "source_node": "a",
+                "source_type": "output",
+                "source_key": "*.txt",
+                "target_node": "b",
+                "target_type": "input",
+                "target_key": "data",
+            }
+        ],
     }
     mutate(payload)
     before = counts(api, project)
@@ -79,9 +114,16 @@ def test_bad_pipeline_payloads_are_rejected(api, project, mutate, text):
 
 
 def test_unknown_objects_are_404(api, project):
-    for path in ("executions/00000000-0000-4000-8000-000000000000/", f"executions/{project['id']}:9999/",
-                 "pipelines/00000000-0000-4000-8000-000000000000/", "data/nope/", "projects/nope/",
-                 f"commits/~nope/?project={project['id']}", "datasets/nope/", "no-such-endpoint/"):
+    for path in (
+        "executions/00000000-0000-4000-8000-000000000000/",
+        f"executions/{project['id']}:9999/",
+        "pipelines/00000000-0000-4000-8000-000000000000/",
+        "data/nope/",
+        "projects/nope/",
+        f"commits/~nope/?project={project['id']}",
+        "datasets/nope/",
+        "no-such-endpoint/",
+    ):
         response = api.get(path)
         assert response.status_code == 404, path
         assert "detail" in response.json()

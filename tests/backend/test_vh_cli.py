@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLE
 
 VH = str(Path(sys.executable).with_name("vh"))

@@ -7,19 +7,17 @@ exactly what that test's `pulumi` runs created.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 import yaml
-
 from support import ROOT, run_pulumi
+
 from local_valohai.testing import LocalValohai
-from providers.client import ValohaiClient
+from providers.api.client import ValohaiClient
 
 # Tiny data: the models still train for real, in a few seconds each.
 TINY_DATA = {"image_size": 16, "images_per_class": 6, "test_images_per_harbor": 4, "seed": 7}
@@ -51,16 +49,24 @@ class Stack:
         self.api = ValohaiClient(backend.url, backend.token)
         self.project_id = self.api.create_project(project)["id"]
         (workdir / "Pulumi.yaml").write_text(
-            f"name: valohai-sweep\nruntime: python\nmain: {ROOT / 'stacks'}\noptions:\n  refresh: always\n")
+            f"name: valohai-sweep\nruntime: python\nmain: {ROOT / 'stacks'}\noptions:\n  refresh: always\n"
+        )
         self.run(["stack", "init", name])
 
-    def run(self, args: list[str], check: Optional[int] = 0, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run(self, args: list[str], check: int | None = 0, timeout: float = 600) -> subprocess.CompletedProcess:
         return run_pulumi(args, self.dir, self.env, check=check, timeout=timeout)
 
     def configure(self, harbors: list[str], epochs: list[int], **extra: Any) -> None:
-        values = {"valohai:host": self.backend.url, "valohai:project": self.project, "harbors": harbors,
-                  "epochs": epochs, "data": TINY_DATA, "report_dir": str(self.dir / "report"),
-                  "training": {"learning_rate": 0.005, "batch_size": 16}, **extra}
+        values = {
+            "valohai:host": self.backend.url,
+            "valohai:project": self.project,
+            "harbors": harbors,
+            "epochs": epochs,
+            "data": TINY_DATA,
+            "report_dir": str(self.dir / "report"),
+            "training": {"learning_rate": 0.005, "batch_size": 16},
+            **extra,
+        }
         path = self.dir / f"Pulumi.{self.name}.yaml"
         settings = yaml.safe_load(path.read_text()) if path.exists() else {}
         settings = settings or {}
@@ -68,10 +74,10 @@ class Stack:
         settings["config"] = {**kept, **{k if ":" in k else f"valohai-sweep:{k}": v for k, v in values.items()}}
         path.write_text(yaml.safe_dump(settings))
 
-    def up(self, check: Optional[int] = 0) -> subprocess.CompletedProcess:
+    def up(self, check: int | None = 0) -> subprocess.CompletedProcess:
         return self.run(["up", "--yes", "--skip-preview"], check=check)
 
-    def preview(self, *extra: str, check: Optional[int] = 0) -> dict:
+    def preview(self, *extra: str, check: int | None = 0) -> dict:
         """`pulumi preview --json`: returns {op: count} and the steps."""
         result = self.run(["preview", "--json", *extra], check=check)
         return json.loads(result.stdout)
@@ -89,6 +95,7 @@ class Stack:
 @pytest.fixture
 def make_stack(tmp_path: Path, pulumi_env, backend):
     """Factory: `make_stack()` gives a fresh Stack with its own project; the token is in the environment."""
+
     def make(name: str = "e2e", token_in_config: bool = False) -> Stack:
         env = dict(pulumi_env)
         if token_in_config:
@@ -98,4 +105,5 @@ def make_stack(tmp_path: Path, pulumi_env, backend):
         workdir = tmp_path / f"stack-{name}"
         workdir.mkdir()
         return Stack(workdir, env, backend, f"e2e-{uuid.uuid4().hex[:8]}", name)
+
     return make

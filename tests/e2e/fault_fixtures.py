@@ -17,7 +17,7 @@ import sys
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -46,22 +46,40 @@ class LoggedLocalValohai(LocalValohai):
     """`LocalValohai` with uvicorn's access log on, so every answer (and so every injected fault) is counted
     from the server's own log. The access log never holds headers, so it never holds the token."""
 
-    def start(self) -> "LoggedLocalValohai":
+    def start(self) -> LoggedLocalValohai:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in __import__("os").environ.items() if k not in FAULT_ENV_KEYS}
         env.update(self.env)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the server process writes to it after start() returns
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "local_valohai.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), "--workers", str(self.workers), "--token", self.token,
-             "--access-log", "--log-level", "info"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "local_valohai.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--workers",
+                str(self.workers),
+                "--token",
+                self.token,
+                "--access-log",
+                "--log-level",
+                "info",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         log.close()
         self._wait_ready()
         return self
 
-    def restart_with(self, env: dict[str, str]) -> "LoggedLocalValohai":
+    def restart_with(self, env: dict[str, str]) -> LoggedLocalValohai:
         """Stop, replace the environment (e.g. switch faults on or off), start on the same port/token/data."""
         self.stop()
         self.env = dict(env)
@@ -120,20 +138,28 @@ class Db:
             conn.close()
 
     def pipelines(self, project_id: str) -> list[dict]:
-        return self.rows("SELECT id, counter, title, status, deleted FROM pipelines WHERE project_id=? ORDER BY counter",
-                         (project_id,))
+        return self.rows(
+            "SELECT id, counter, title, status, deleted FROM pipelines WHERE project_id=? ORDER BY counter",
+            (project_id,),
+        )
 
     def executions(self, project_id: str) -> list[dict]:
-        return self.rows("SELECT id, counter, step, status, status_detail, pipeline_id, deleted FROM executions "
-                         "WHERE project_id=? ORDER BY counter", (project_id,))
+        return self.rows(
+            "SELECT id, counter, step, status, status_detail, pipeline_id, deleted FROM executions "
+            "WHERE project_id=? ORDER BY counter",
+            (project_id,),
+        )
 
     def commits(self, project_id: str) -> list[dict]:
         return self.rows("SELECT identifier FROM commits WHERE project_id=?", (project_id,))
 
 
 def pipelines_per_title(pipelines: list[dict], *, non_failed_only: bool = False) -> Counter:
-    return Counter(p["title"] for p in pipelines if not p.get("deleted")
-                   and (not non_failed_only or p["status"] not in ("error", "stopped")))
+    return Counter(
+        p["title"]
+        for p in pipelines
+        if not p.get("deleted") and (not non_failed_only or p["status"] not in ("error", "stopped"))
+    )
 
 
 @pytest.fixture
@@ -141,7 +167,7 @@ def make_backend(tmp_path: Path):
     """Factory for a dedicated, access-logged backend; every one started is stopped at teardown."""
     started: list[LoggedLocalValohai] = []
 
-    def make(env: Optional[dict[str, str]] = None, workers: int = 2) -> LoggedLocalValohai:
+    def make(env: dict[str, str] | None = None, workers: int = 2) -> LoggedLocalValohai:
         server = LoggedLocalValohai(tmp_path / f"valohai-{len(started)}", workers=workers, env=env or {})
         started.append(server)
         return server.start()
@@ -154,10 +180,12 @@ def make_backend(tmp_path: Path):
 @pytest.fixture
 def make_stack_on(tmp_path: Path, pulumi_env):
     """Like `make_stack`, but against a given (dedicated) backend."""
+
     def make(server: LocalValohai, name: str = "e2e") -> Stack:
         env = dict(pulumi_env)
         env["VALOHAI_API_TOKEN"] = server.token
         workdir = tmp_path / f"stack-{name}-{uuid.uuid4().hex[:6]}"
         workdir.mkdir()
         return Stack(workdir, env, server, f"e2e-{uuid.uuid4().hex[:8]}", name)
+
     return make

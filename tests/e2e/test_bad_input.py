@@ -12,14 +12,16 @@ import gzip
 import io
 import tarfile
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import yaml
-
-from providers import payloads
-from providers.client import RetryPolicy, ValohaiBadRequest, ValohaiClient, ValohaiError, ValohaiNotFound
 from support import ROOT
+
+from providers.api.client import RetryPolicy, ValohaiClient
+from providers.api.errors import ValohaiBadRequest, ValohaiError, ValohaiNotFound
+from providers.sweep import payloads
 
 TRIED: list[str] = []
 
@@ -34,41 +36,109 @@ def nothing_created(api: ValohaiClient, project_id: str) -> None:
 
 # --- stack configs through the real `pulumi preview` -----------------------------------------------------
 
+
 def _drop(key: str) -> Callable[[dict], None]:
     return lambda config: config.pop(key, None)
 
 
 # id, configure(harbors, epochs, **extra), edit of the written config (or None), token in env, exact phrase
 CONFIG_CASES = [
-    ("empty-harbors", ([], [1]), {}, None, True,
-     "invalid stack config: harbors must list at least one value and no empty ones"),
-    ("epochs-abc", (["hA"], ["abc"]), {}, None, True,
-     "invalid stack config: epochs must be a whole number between 1 and 1000, got 'abc'"),
+    (
+        "empty-harbors",
+        ([], [1]),
+        {},
+        None,
+        True,
+        "invalid stack config: harbors must list at least one value and no empty ones",
+    ),
+    (
+        "epochs-abc",
+        (["hA"], ["abc"]),
+        {},
+        None,
+        True,
+        "invalid stack config: epochs must be a whole number between 1 and 1000, got 'abc'",
+    ),
     ("epochs-zero", (["hA"], [0]), {}, None, True, "invalid stack config: epochs must be between 1 and 1000, got 0"),
-    ("duplicate-harbors", (["hA", "hA"], [1]), {}, None, True,
-     "invalid stack config: harbors lists hA more than once: each harbor may appear once"),
-    ("duplicate-epochs", (["hA"], [1, 1]), {}, None, True,
-     "invalid stack config: epochs lists 1 more than once: duplicate cells are not allowed"),
-    ("unknown-mode", (["hA"], [1]), {"mode": "serial"}, None, True,
-     "invalid stack config: mode must be one of parallel, single, got 'serial'"),
-    ("learning-rate-out-of-range", (["hA"], [1]), {"training": {"learning_rate": 5}}, None, True,
-     "invalid stack config: training.learning_rate must be between 1e-06 and 1, got 5.0"),
-    ("unknown-training-key", (["hA"], [1]), {"training": {"momentum": 0.9}}, None, True,
-     "invalid stack config: training has unknown key(s) momentum; allowed: batch_size, learning_rate, validation_split"),
-    ("missing-token", (["hA"], [1]), {}, None, False,
-     "no Valohai API token: run `pulumi config set --secret valohai:token <token>` or export VALOHAI_API_TOKEN"),
-    ("unreachable-host", (["hA"], [1]), {"valohai:host": "http://127.0.0.1:1"}, None, True,
-     "cannot reach the Valohai API at valohai:host=http://127.0.0.1:1"),
-    ("host-not-http", (["hA"], [1]), {"valohai:host": "ftp://127.0.0.1:8040"}, None, True,
-     "valohai:host must be an http(s) URL, got 'ftp://127.0.0.1:8040'"),
-    ("project-missing", (["hA"], [1]), {}, _drop("valohai:project"), True,
-     "valohai:project is not set: run `pulumi config set valohai:project <name or id>`"),
+    (
+        "duplicate-harbors",
+        (["hA", "hA"], [1]),
+        {},
+        None,
+        True,
+        "invalid stack config: harbors lists hA more than once: each harbor may appear once",
+    ),
+    (
+        "duplicate-epochs",
+        (["hA"], [1, 1]),
+        {},
+        None,
+        True,
+        "invalid stack config: epochs lists 1 more than once: duplicate cells are not allowed",
+    ),
+    (
+        "unknown-mode",
+        (["hA"], [1]),
+        {"mode": "serial"},
+        None,
+        True,
+        "invalid stack config: mode must be one of parallel, single, got 'serial'",
+    ),
+    (
+        "learning-rate-out-of-range",
+        (["hA"], [1]),
+        {"training": {"learning_rate": 5}},
+        None,
+        True,
+        "invalid stack config: training.learning_rate must be between 1e-06 and 1, got 5.0",
+    ),
+    (
+        "unknown-training-key",
+        (["hA"], [1]),
+        {"training": {"momentum": 0.9}},
+        None,
+        True,
+        "invalid stack config: training has unknown key(s) momentum; allowed: batch_size, learning_rate, validation_split",
+    ),
+    (
+        "missing-token",
+        (["hA"], [1]),
+        {},
+        None,
+        False,
+        "no Valohai API token: run `pulumi config set --secret valohai:token <token>` or export VALOHAI_API_TOKEN",
+    ),
+    (
+        "unreachable-host",
+        (["hA"], [1]),
+        {"valohai:host": "http://127.0.0.1:1"},
+        None,
+        True,
+        "cannot reach the Valohai API at valohai:host=http://127.0.0.1:1",
+    ),
+    (
+        "host-not-http",
+        (["hA"], [1]),
+        {"valohai:host": "ftp://127.0.0.1:8040"},
+        None,
+        True,
+        "valohai:host must be an http(s) URL, got 'ftp://127.0.0.1:8040'",
+    ),
+    (
+        "project-missing",
+        (["hA"], [1]),
+        {},
+        _drop("valohai:project"),
+        True,
+        "valohai:project is not set: run `pulumi config set valohai:project <name or id>`",
+    ),
 ]
 
 
 @pytest.mark.parametrize("case_id,cells,extra,edit,token_in_env,phrase", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
-def test_bad_stack_config_fails_preview_clearly_and_creates_nothing(make_stack, case_id, cells, extra, edit,
-                                                                    token_in_env, phrase):
+def test_bad_stack_config_fails_preview_clearly_and_creates_nothing(
+    make_stack, case_id, cells, extra, edit, token_in_env, phrase
+):
     stack = make_stack(token_in_config=not token_in_env)
     stack.configure(*cells, **extra)
     if edit is not None:
@@ -126,11 +196,31 @@ def api_project(backend):
         return project_id, commit
 
     def base_payload(project_id: str, commit: str) -> dict:
-        node = lambda name: {"name": name, "type": "execution", "template": {  # noqa: E731
-            "commit": commit, "step": "hello", "parameters": {"epochs": 2}, "inputs": {}}}
-        return {"project": project_id, "title": "bad-input-base", "nodes": [node("a"), node("b")],
-                "edges": [{"source_node": "a", "source_type": "parameter", "source_key": "epochs",
-                           "target_node": "b", "target_type": "parameter", "target_key": "epochs"}]}
+        node = lambda name: {  # noqa: E731
+            "name": name,
+            "type": "execution",
+            "template": {
+                "commit": commit,
+                "step": "hello",
+                "parameters": {"epochs": 2},
+                "inputs": {},
+            },
+        }
+        return {
+            "project": project_id,
+            "title": "bad-input-base",
+            "nodes": [node("a"), node("b")],
+            "edges": [
+                {
+                    "source_node": "a",
+                    "source_type": "parameter",
+                    "source_key": "epochs",
+                    "target_node": "b",
+                    "target_type": "parameter",
+                    "target_key": "epochs",
+                }
+            ],
+        }
 
     control_id, control_commit = project_with_commit()
     assert api.create_pipeline(base_payload(control_id, control_commit))["title"] == "bad-input-base"
@@ -140,6 +230,7 @@ def api_project(backend):
 
 def _set(path: str, value: Any) -> Callable[[dict], None]:
     """Set a value at a dotted path (list indexes as numbers): `nodes.0.template.step`."""
+
     def edit(payload: dict) -> None:
         *parents, last = path.split(".")
         target: Any = payload
@@ -149,46 +240,96 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
             target[int(last)] = value
         else:
             target[last] = value
+
     return edit
 
 
 # id, edit of the valid base payload, error type, exact phrase
 PIPELINE_CASES = [
-    ("unknown-step", _set("nodes.0.template.step", "no-such-step"), ValohaiBadRequest,
-     "step: Step 'no-such-step' not found in valohai.yaml of commit"),
+    (
+        "unknown-step",
+        _set("nodes.0.template.step", "no-such-step"),
+        ValohaiBadRequest,
+        "step: Step 'no-such-step' not found in valohai.yaml of commit",
+    ),
     ("missing-project", lambda p: p.pop("project"), ValohaiBadRequest, "project: This field is required."),
-    ("unknown-project-id", _set("project", "00000000-0000-0000-0000-000000000000"), ValohaiBadRequest,
-     "project: Project '00000000-0000-0000-0000-000000000000' not found."),
-    ("edge-to-unknown-node", _set("edges.0.target_node", "ghost"), ValohaiBadRequest,
-     "edges: Edge a.parameter.epochs -> ghost.parameter.epochs: unknown node 'ghost'"),
-    ("edge-from-unknown-node", _set("edges.0.source_node", "ghost"), ValohaiBadRequest,
-     "edges: Edge ghost.parameter.epochs -> b.parameter.epochs: unknown node 'ghost'"),
-    ("edge-to-unknown-parameter", _set("edges.0.target_key", "nope"), ValohaiBadRequest,
-     "step 'hello' has no parameter 'nope'"),
-    ("edges-form-a-cycle", lambda p: p["edges"].append({**p["edges"][0], "source_node": "b", "target_node": "a"}),
-     ValohaiBadRequest, "edges: The edges form a cycle between nodes"),
-    ("invalid-parameter-type", _set("nodes.0.template.parameters.epochs", "abc"), ValohaiBadRequest,
-     "parameters: epochs: abc is not an integer"),
-    ("unknown-parameter", _set("nodes.0.template.parameters.momentum", 0.9), ValohaiBadRequest,
-     "Unknown parameter 'momentum' for step 'hello'"),
-    ("dotdot-node-name", _set("nodes.0.name", "../escape"), ValohaiBadRequest,
-     "nodes: Invalid node name '../escape': must be a relative name without '..'"),
-    ("dotdot-input-name", _set("nodes.0.template.inputs", {"../data": []}), ValohaiBadRequest,
-     "nodes: Invalid input name '../data': must be a relative name without '..'"),
-    ("absolute-node-name", _set("nodes.0.name", "/etc/passwd"), ValohaiBadRequest,
-     "Invalid node name '/etc/passwd': must be a relative name"),
+    (
+        "unknown-project-id",
+        _set("project", "00000000-0000-0000-0000-000000000000"),
+        ValohaiBadRequest,
+        "project: Project '00000000-0000-0000-0000-000000000000' not found.",
+    ),
+    (
+        "edge-to-unknown-node",
+        _set("edges.0.target_node", "ghost"),
+        ValohaiBadRequest,
+        "edges: Edge a.parameter.epochs -> ghost.parameter.epochs: unknown node 'ghost'",
+    ),
+    (
+        "edge-from-unknown-node",
+        _set("edges.0.source_node", "ghost"),
+        ValohaiBadRequest,
+        "edges: Edge ghost.parameter.epochs -> b.parameter.epochs: unknown node 'ghost'",
+    ),
+    (
+        "edge-to-unknown-parameter",
+        _set("edges.0.target_key", "nope"),
+        ValohaiBadRequest,
+        "step 'hello' has no parameter 'nope'",
+    ),
+    (
+        "edges-form-a-cycle",
+        lambda p: p["edges"].append({**p["edges"][0], "source_node": "b", "target_node": "a"}),
+        ValohaiBadRequest,
+        "edges: The edges form a cycle between nodes",
+    ),
+    (
+        "invalid-parameter-type",
+        _set("nodes.0.template.parameters.epochs", "abc"),
+        ValohaiBadRequest,
+        "parameters: epochs: abc is not an integer",
+    ),
+    (
+        "unknown-parameter",
+        _set("nodes.0.template.parameters.momentum", 0.9),
+        ValohaiBadRequest,
+        "Unknown parameter 'momentum' for step 'hello'",
+    ),
+    (
+        "dotdot-node-name",
+        _set("nodes.0.name", "../escape"),
+        ValohaiBadRequest,
+        "nodes: Invalid node name '../escape': must be a relative name without '..'",
+    ),
+    (
+        "dotdot-input-name",
+        _set("nodes.0.template.inputs", {"../data": []}),
+        ValohaiBadRequest,
+        "nodes: Invalid input name '../data': must be a relative name without '..'",
+    ),
+    (
+        "absolute-node-name",
+        _set("nodes.0.name", "/etc/passwd"),
+        ValohaiBadRequest,
+        "Invalid node name '/etc/passwd': must be a relative name",
+    ),
     ("duplicate-node-names", _set("nodes.1.name", "a"), ValohaiBadRequest, "nodes: Duplicate node name 'a'"),
     ("no-nodes", _set("nodes", []), ValohaiBadRequest, "nodes: A pipeline needs a non-empty list of nodes"),
     ("unknown-commit", _set("nodes.0.template.commit", "~" + "0" * 64), ValohaiBadRequest, "not found in this project"),
     ("tags-not-a-list", _set("tags", "not-a-list"), ValohaiBadRequest, "tags: Expected a list of strings"),
-    ("unknown-input-uri-scheme", _set("nodes.0.template.inputs", {"data": ["s3://bucket/x"]}), ValohaiBadRequest,
-     "unsupported URI scheme"),
+    (
+        "unknown-input-uri-scheme",
+        _set("nodes.0.template.inputs", {"data": ["s3://bucket/x"]}),
+        ValohaiBadRequest,
+        "unsupported URI scheme",
+    ),
     ("oversized-title-2MB", _set("title", "x" * 2_000_000), ValohaiBadRequest, "no more than 1024 characters"),
 ]
 
 
-@pytest.mark.parametrize("case_id,edit,error,phrase", PIPELINE_CASES,
-                         ids=[c[0] if isinstance(c, tuple) else c.id for c in PIPELINE_CASES])
+@pytest.mark.parametrize(
+    "case_id,edit,error,phrase", PIPELINE_CASES, ids=[c[0] if isinstance(c, tuple) else c.id for c in PIPELINE_CASES]
+)
 def test_malformed_pipeline_payload_is_a_typed_error_and_creates_nothing(api_project, case_id, edit, error, phrase):
     api, project_id, _commit, base = api_project
     payload = copy.deepcopy(base)
@@ -210,12 +351,24 @@ def counts(api: ValohaiClient, project_id: str) -> tuple[int, int]:
 
 EXECUTION_CASES = [
     ("execution-unknown-step", {"step": "no-such-step"}, ValohaiBadRequest, "step: Step 'no-such-step' not found"),
-    ("execution-dotdot-input", {"inputs": {"../data": ["datum://x"]}}, ValohaiBadRequest,
-     "inputs: Invalid input name '../data': must be a relative name without '..'"),
-    ("execution-invalid-parameter", {"parameters": {"epochs": "many"}}, ValohaiBadRequest,
-     "parameters: epochs: many is not an integer"),
-    ("execution-unknown-datum", {"inputs": {"data": ["datum://0000"]}}, ValohaiBadRequest,
-     "datum://0000: datum '0000' not found in this project"),
+    (
+        "execution-dotdot-input",
+        {"inputs": {"../data": ["datum://x"]}},
+        ValohaiBadRequest,
+        "inputs: Invalid input name '../data': must be a relative name without '..'",
+    ),
+    (
+        "execution-invalid-parameter",
+        {"parameters": {"epochs": "many"}},
+        ValohaiBadRequest,
+        "parameters: epochs: many is not an integer",
+    ),
+    (
+        "execution-unknown-datum",
+        {"inputs": {"data": ["datum://0000"]}},
+        ValohaiBadRequest,
+        "datum://0000: datum '0000' not found in this project",
+    ),
 ]
 
 
@@ -231,10 +384,12 @@ def test_malformed_execution_payload_is_a_typed_error_and_creates_nothing(api_pr
 
 
 def test_unknown_ids_are_not_found(api_project):
-    api, project_id, _commit, _base = api_project
-    for call, phrase in [(lambda: api.get_pipeline("0" * 8), "Pipeline not found."),
-                         (lambda: api.get_execution("0" * 8), "Execution not found."),
-                         (lambda: api.resolve_project("no-such-project-anywhere"), "no Valohai project named")]:
+    api, _project_id, _commit, _base = api_project
+    for call, phrase in [
+        (lambda: api.get_pipeline("0" * 8), "Pipeline not found."),
+        (lambda: api.get_execution("0" * 8), "Execution not found."),
+        (lambda: api.resolve_project("no-such-project-anywhere"), "no Valohai project named"),
+    ]:
         TRIED.append("not-found")
         with pytest.raises(ValohaiNotFound) as caught:
             call()
@@ -275,7 +430,9 @@ def test_invalid_valohai_yaml_is_one_payload_error(case_id, text, phrase):
 
 def test_zz_bad_input_summary():
     """Last in the module: the figure for the closing note."""
-    print(f"\n[bad input] cases tried: {len(TRIED)} "
-          f"(config {sum(t.startswith('config:') for t in TRIED)}, pipeline {sum(t.startswith('pipeline:') for t in TRIED)}, "
-          f"execution {sum(t.startswith('execution:') for t in TRIED)}, not-found {TRIED.count('not-found')}, "
-          f"yaml {sum(t.startswith('yaml:') for t in TRIED)})")
+    print(
+        f"\n[bad input] cases tried: {len(TRIED)} "
+        f"(config {sum(t.startswith('config:') for t in TRIED)}, pipeline {sum(t.startswith('pipeline:') for t in TRIED)}, "
+        f"execution {sum(t.startswith('execution:') for t in TRIED)}, not-found {TRIED.count('not-found')}, "
+        f"yaml {sum(t.startswith('yaml:') for t in TRIED)})"
+    )

@@ -10,8 +10,13 @@ from e2e_support import ops
 
 
 def drift_check(stack, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["drift-check", "--stack", stack.name, "--cwd", str(stack.dir), *extra],
-                          env=stack.env, text=True, capture_output=True, timeout=300)
+    return subprocess.run(
+        ["drift-check", "--stack", stack.name, "--cwd", str(stack.dir), *extra],
+        env=stack.env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def wait_for_pipeline(stack, title: str, status: str, timeout: float = 120) -> dict:
@@ -46,13 +51,22 @@ def test_deleted_and_stopped_pipelines_are_reported_and_only_they_rerun(make_sta
     cells = {kind: [n for n in names if n.startswith("cell-")] for kind, names in planned.items()}
     assert cells == {"create": ["cell-hA-epochs-1"], "replace": [], "delete": [], "update": []}, planned
     stack.up()
-    assert sorted(p["title"] for p in stack.pipelines()) == ["training-pipeline-hA-epochs-1", "training-pipeline-hA-epochs-2"]
+    assert sorted(p["title"] for p in stack.pipelines()) == [
+        "training-pipeline-hA-epochs-1",
+        "training-pipeline-hA-epochs-2",
+    ]
     assert drift_check(stack).returncode == 0
 
     # 2. a pipeline stopped outside the tool while `pulumi up` waits for it: the cell is named, the rest kept
     stack.configure(["hA"], [1, 2, 3])
-    running = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=stack.dir,
-                               env=stack.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    running = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
+        cwd=stack.dir,
+        env=stack.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     stopped = wait_for_pipeline(stack, "training-pipeline-hA-epochs-3", "started")
     stack.api.stop_pipeline(stopped["id"])
     output, _ = running.communicate(timeout=300)

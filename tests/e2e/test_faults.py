@@ -7,7 +7,7 @@ file, or the API after a restart without faults) and scans what was written for 
 Convergence policy under faults: one `pulumi up` should converge, because the client retries 429/5xx and
 broken reads (6 retries with backoff; a request fails for good only after 7 faults in a row, p = 0.2^7).
 The test still allows ONE more `up` when the first fails, because that is the promise made to users
-("a failed `up` is fixed by running `up` again", see providers/training_results.py), and what must never
+("a failed `up` is fixed by running `up` again", see providers/resources/training_results.py), and what must never
 happen is a duplicate or a lost cell, whichever `up` converges. Two failed `up`s fail the test.
 """
 
@@ -19,9 +19,9 @@ import subprocess
 import time
 
 import pytest
-
 from e2e_support import ops
-from fault_fixtures import Db, fault_counts, make_backend, make_stack_on, pipelines_per_title  # noqa: F401
+from fault_fixtures import Db, fault_counts, make_backend, make_stack_on, pipelines_per_title  # noqa: F401 - fixtures (their uses as arguments carry noqa: F811)
+
 from local_valohai.services.runner import INTERRUPTED
 
 CELLS = {"training-pipeline-hA-epochs-1": "cell-hA-epochs-1", "training-pipeline-hA-epochs-2": "cell-hA-epochs-2"}
@@ -37,14 +37,16 @@ def banner_free(log_text: str) -> str:
     return "\n".join(line for line in log_text.splitlines() if not line.startswith("token: "))
 
 
-DROP_BUG = ("providers/client.py ValohaiClient.request (lines 128-139): an injected dropped connection (200 with a "
-            "short body) raises requests.exceptions.ChunkedEncodingError while the body is read, after urllib3's Retry "
-            "has returned; it is neither retried nor caught (only RetryError/ConnectionError/Timeout are), so the "
-            "provider fails with a raw Python traceback. See test_dropped_connection_is_retried.")
+DROP_BUG = (
+    "providers/api/client.py ValohaiClient.request: an injected dropped connection (200 with a "
+    "short body) raises requests.exceptions.ChunkedEncodingError while the body is read, after urllib3's Retry "
+    "has returned; it is neither retried nor caught (only RetryError/ConnectionError/Timeout are), so the "
+    "provider fails with a raw Python traceback. See test_dropped_connection_is_retried."
+)
 
 
 @pytest.mark.parametrize("after_commit", [False, True], ids=["rate-0.2", "rate-0.2-after-commit"])
-def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, after_commit):
+def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, after_commit):  # noqa: F811
     faults = {"LOCAL_VALOHAI_FAULT_RATE": "0.2", "LOCAL_VALOHAI_FAULT_SEED": "1234"}
     if after_commit:
         faults["LOCAL_VALOHAI_FAULT_AFTER_COMMIT"] = "1"
@@ -57,7 +59,7 @@ def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, afte
     server.restart_with(faults)
 
     attempts = []
-    for attempt in range(2):
+    for _attempt in range(2):
         result = stack.up(check=None)
         attempts.append(result)
         if result.returncode == 0:
@@ -77,11 +79,13 @@ def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, afte
     printed = "".join(r.stdout + r.stderr for r in attempts)
     tokens = token_hits(server.token, exported, banner_free(server.log_text()), printed)
     kind = "after-commit" if after_commit else "plain"
-    print(f"\n[faults:{kind}] ups={len(attempts)} exit={[r.returncode for r in attempts]} requests={counts.get('requests', 0)} "
-          f"faults injected~{counts['injected']} (logged 5xx/429={counts['logged_5xx_429']}, replay matches log={bool(counts['replay_matches_log'])}; 500={counts.get('500', 0)} 502={counts.get('502', 0)} "
-          f"503={counts.get('503', 0)} 429={counts.get('429', 0)} drop={counts.get('drop', 0)}) unexpected={counts['unexpected']} "
-          f"pipelines={dict(per_title)} duplicates={duplicates} generation_runs={len(generation)} "
-          f"prediction_runs={len(predictions)} tokens={tokens}")
+    print(
+        f"\n[faults:{kind}] ups={len(attempts)} exit={[r.returncode for r in attempts]} requests={counts.get('requests', 0)} "
+        f"faults injected~{counts['injected']} (logged 5xx/429={counts['logged_5xx_429']}, replay matches log={bool(counts['replay_matches_log'])}; 500={counts.get('500', 0)} 502={counts.get('502', 0)} "
+        f"503={counts.get('503', 0)} 429={counts.get('429', 0)} drop={counts.get('drop', 0)}) unexpected={counts['unexpected']} "
+        f"pipelines={dict(per_title)} duplicates={duplicates} generation_runs={len(generation)} "
+        f"prediction_runs={len(predictions)} tokens={tokens}"
+    )
     FIGURES[f"faults_{kind}"] = counts["injected"]
     FIGURES[f"duplicates_{kind}"] = duplicates
 
@@ -93,7 +97,8 @@ def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, afte
     assert len(predictions) <= 1, f"prediction ran {len(predictions)} times: {predictions}"
     assert tokens == 0, "the backend's token leaked into state, CLI output or the server log"
     assert attempts[-1].returncode == 0, (
-        f"no convergence in 2 `pulumi up`s under faults ({counts})\n{attempts[-1].stdout[-4000:]}\n{attempts[-1].stderr[-3000:]}")
+        f"no convergence in 2 `pulumi up`s under faults ({counts})\n{attempts[-1].stdout[-4000:]}\n{attempts[-1].stderr[-3000:]}"
+    )
     assert "Traceback" not in printed, "a Python traceback reached the user"
     assert per_title == {title: 1 for title in CELLS}, f"missing pipelines per title: {dict(per_title)}"
     # No lost cell: every cell's training execution completed and is in the outputs.
@@ -109,10 +114,12 @@ def _wait_for_training(db: Db, project_id: str, proc: subprocess.Popen, timeout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"`pulumi up` ended ({proc.returncode}) before any training started:\n{proc.stdout.read()[-4000:]}")
+            pytest.fail(
+                f"`pulumi up` ended ({proc.returncode}) before any training started:\n{proc.stdout.read()[-4000:]}"
+            )
         try:
             started = [e for e in db.executions(project_id) if e["step"] == "train" and e["status"] == "started"]
-        except Exception:  # noqa: BLE001 - the database may not exist yet
+        except Exception:
             started = []
         if started:
             return started
@@ -120,14 +127,20 @@ def _wait_for_training(db: Db, project_id: str, proc: subprocess.Popen, timeout:
     pytest.fail("no training execution started in time")
 
 
-def test_kill_9_mid_sweep_keeps_finished_work_and_reruns_only_interrupted_cells(make_backend, make_stack_on):
+def test_kill_9_mid_sweep_keeps_finished_work_and_reruns_only_interrupted_cells(make_backend, make_stack_on):  # noqa: F811
     server = make_backend()
     stack = make_stack_on(server)
     stack.configure(["hA"], [1, 2])
     db = Db(server.data_dir)
 
-    proc = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=stack.dir,
-                            env=stack.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
+        cwd=stack.dir,
+        env=stack.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_for_training(db, stack.project_id, proc)
         server.kill()  # SIGKILL: no shutdown handler runs
@@ -166,8 +179,10 @@ def test_kill_9_mid_sweep_keeps_finished_work_and_reruns_only_interrupted_cells(
     failed_titles = {p["title"] for p in db.pipelines(stack.project_id) if p["status"] == "error"}
     kept_titles = {p["title"] for p in db.pipelines(stack.project_id) if p["status"] == "complete"}
     assert failed_titles and failed_titles <= set(CELLS)
-    print(f"\n[kill -9] restart took {restart_seconds:.1f}s; running up {'reported the interrupted cells' if survived_by_retry else 'could not reach the API'}; "
-          f"interrupted executions={len(interrupted)} failed cells={sorted(failed_titles)} kept cells={sorted(kept_titles)}")
+    print(
+        f"\n[kill -9] restart took {restart_seconds:.1f}s; running up {'reported the interrupted cells' if survived_by_retry else 'could not reach the API'}; "
+        f"interrupted executions={len(interrupted)} failed cells={sorted(failed_titles)} kept cells={sorted(kept_titles)}"
+    )
 
     # The next `up` plans to replace exactly the interrupted cells (the finished ones stay).
     plan = stack.preview()
@@ -188,10 +203,11 @@ def test_kill_9_mid_sweep_keeps_finished_work_and_reruns_only_interrupted_cells(
     assert json.loads(exported)["deployment"]["resources"]
 
 
-def test_backend_log_holds_the_token_only_in_its_startup_banner(make_backend):
+def test_backend_log_holds_the_token_only_in_its_startup_banner(make_backend):  # noqa: F811
     """The server log must not carry the token in request lines or errors; the banner is by contract."""
     server = make_backend()
-    from providers.client import ValohaiClient, ValohaiAuthError
+    from providers.api.client import ValohaiClient
+    from providers.api.errors import ValohaiAuthError
 
     api = ValohaiClient(server.url, server.token)
     api.me()
@@ -202,11 +218,14 @@ def test_backend_log_holds_the_token_only_in_its_startup_banner(make_backend):
     assert banner == [f"token: {server.token}"]
     assert server.token not in banner_free(text)
     assert re.search(r'"GET /api/v0/users/me/ HTTP/1.1" 401', text), "access log is expected on in this fixture"
-    print(f"\n[log] token occurrences outside the startup banner: 0; banner lines: {len(banner)}; "
-          f"log file mode {oct(server.log_path.stat().st_mode & 0o777)}")
+    print(
+        f"\n[log] token occurrences outside the startup banner: 0; banner lines: {len(banner)}; "
+        f"log file mode {oct(server.log_path.stat().st_mode & 0o777)}"
+    )
 
 
 # --- deterministic repros at the client/provider level (no pulumi; one dedicated backend each) -------------
+
 
 def seed_for(pattern: list, rate: float) -> int:
     """A seed whose successive per-request draws match `pattern` (None: no fault; a set: a fault of one of
@@ -228,9 +247,9 @@ def seed_for(pattern: list, rate: float) -> int:
     raise AssertionError(f"no seed gives {pattern}")
 
 
-def test_dropped_connection_is_retried(make_backend):
+def test_dropped_connection_is_retried(make_backend):  # noqa: F811
     """Draws: readiness probe clean, then `users/me` dropped, then its retry clean: `me()` should succeed."""
-    from providers.client import ValohaiClient
+    from providers.api.client import ValohaiClient
 
     seed = seed_for([None, {"drop"}, None], rate=0.2)
     server = make_backend(env={"LOCAL_VALOHAI_FAULT_RATE": "0.2", "LOCAL_VALOHAI_FAULT_SEED": str(seed)})
@@ -238,23 +257,24 @@ def test_dropped_connection_is_retried(make_backend):
 
 
 DUPLICATE_BUG = (
-    "providers/client.py RetryPolicy.to_urllib3 (allowed_methods=None) retries POSTs at the transport level, but "
-    "PipelineProvider.create (providers/pipelines.py lines 84-92) looks for an adoptable pipeline only BEFORE the POST. "
+    "providers/api/client.py RetryPolicy.to_urllib3 (allowed_methods=None) retries POSTs at the transport level, but "
+    "PipelineProvider.create (providers/resources/pipelines.py) looks for an adoptable pipeline only BEFORE the POST. "
     "When the server commits and then answers 5xx (LOCAL_VALOHAI_FAULT_AFTER_COMMIT=1), urllib3 re-POSTs and a second "
     "pipeline for the same cell is created and runs; the provider keeps the second, the first is an orphan duplicate. "
-    "The same holds for executions (providers/executions.py submit_or_adopt_execution) and import-package.")
+    "The same holds for executions (providers/resources/executions.py submit_or_adopt_execution) and import-package."
+)
 
 
-def test_post_committed_then_failed_makes_no_duplicate_pipeline(make_backend, tmp_path):
+def test_post_committed_then_failed_makes_no_duplicate_pipeline(make_backend, tmp_path):  # noqa: F811
     """Draws: readiness clean, adoption lookup (GET) clean, POST committed then 503, retried POST clean.
     One cell create must leave exactly one pipeline with its title."""
     import gzip
     import io
     import tarfile
 
-    from providers import base
-    from providers.client import ValohaiClient
-    from providers.pipelines import PipelineProvider
+    from providers.api import credentials
+    from providers.api.client import ValohaiClient
+    from providers.resources.pipelines import PipelineProvider
 
     server = make_backend()
     api = ValohaiClient(server.url, server.token)
@@ -266,17 +286,27 @@ def test_post_committed_then_failed_makes_no_duplicate_pipeline(make_backend, tm
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     commit = api.import_package(project_id, gzip.compress(raw.getvalue(), mtime=0))["identifier"]
-    payload = {"project": project_id, "title": "cell-after-commit", "tags": [], "edges": [],
-               "nodes": [{"name": "only", "type": "execution", "template": {"commit": commit, "step": "hello"}}]}
+    payload = {
+        "project": project_id,
+        "title": "cell-after-commit",
+        "tags": [],
+        "edges": [],
+        "nodes": [{"name": "only", "type": "execution", "template": {"commit": commit, "step": "hello"}}],
+    }
 
     seed = seed_for([None, None, {"500", "502", "503"}, None], rate=0.2)
-    server.restart_with({"LOCAL_VALOHAI_FAULT_RATE": "0.2", "LOCAL_VALOHAI_FAULT_SEED": str(seed),
-                         "LOCAL_VALOHAI_FAULT_AFTER_COMMIT": "1"})
-    base.set_token(server.token)
+    server.restart_with(
+        {
+            "LOCAL_VALOHAI_FAULT_RATE": "0.2",
+            "LOCAL_VALOHAI_FAULT_SEED": str(seed),
+            "LOCAL_VALOHAI_FAULT_AFTER_COMMIT": "1",
+        }
+    )
+    credentials.set_token(server.token)
     try:
         created = PipelineProvider().create({"host": server.url, "payload": payload, "stack": "s", "label": "cell"})
     finally:
-        base.set_token(None)
+        credentials.set_token(None)
     server.restart_with({})
     titles = [p["id"] for p in api.list_pipelines(project_id, title="cell-after-commit")]
     print(f"\n[after-commit repro] pipelines for one cell create: {len(titles)} (provider kept {created.id})")

@@ -19,7 +19,7 @@ def language_hosts_of(cli_pid: int) -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == cli_pid and b"providers.language_host" in cmdline:
+        if ppid == cli_pid and b"toolchain.language_host" in cmdline:
             found.append(int(stat.parent.name))
     return found
 
@@ -34,9 +34,14 @@ def alive(pid: int) -> bool:
 def test_killed_up_then_up_again_converges_without_duplicates(make_stack):
     stack = make_stack()
     stack.configure(["hA"], [1, 2])
-    running = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=stack.dir,
-                               env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    running = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
+        cwd=stack.dir,
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while not stack.pipelines() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -73,16 +78,25 @@ def test_single_mode_builds_one_pipeline_with_two_nodes_per_cell_and_a_predict_n
     (pipeline,) = stack.pipelines()
     detail = stack.api.get_pipeline(pipeline["id"])
     names = sorted(n["name"] for n in detail["nodes"])
-    assert names == ["predict", "preprocess-hA-epochs-1", "preprocess-hA-epochs-2", "train-hA-epochs-1",
-                     "train-hA-epochs-2"]
+    assert names == [
+        "predict",
+        "preprocess-hA-epochs-1",
+        "preprocess-hA-epochs-2",
+        "train-hA-epochs-1",
+        "train-hA-epochs-2",
+    ]
     node_ids = {n["id"]: n["name"] for n in detail["nodes"]}
-    into_predict = sorted(node_ids[e["source_node"]] for e in detail["edges"] if node_ids[e["target_node"]] == "predict")
+    into_predict = sorted(
+        node_ids[e["source_node"]] for e in detail["edges"] if node_ids[e["target_node"]] == "predict"
+    )
     assert into_predict == ["train-hA-epochs-1", "train-hA-epochs-2"]
     assert all(n["execution"]["status"] == "complete" for n in detail["nodes"])
 
     out = stack.outputs()
     by_node = {n["name"]: n["execution"]["id"] for n in detail["nodes"]}
-    assert out["training_execution_ids"] == {"hA/epochs-1": by_node["train-hA-epochs-1"],
-                                             "hA/epochs-2": by_node["train-hA-epochs-2"]}
+    assert out["training_execution_ids"] == {
+        "hA/epochs-1": by_node["train-hA-epochs-1"],
+        "hA/epochs-2": by_node["train-hA-epochs-2"],
+    }
     assert out["prediction_execution_id"] == by_node["predict"]
     assert len(out["predictions"]["models"]) == 2

@@ -19,8 +19,9 @@ def test_sweep_lifecycle(make_stack, backend):
 
     # preview: one create per cell plus the shared resources
     plan = stack.preview()
-    assert ops(plan, "create") == sorted(["code", "data-hA", "cell-hA-epochs-1", "cell-hA-epochs-2", "results",
-                                          "prediction", "valohai-sweep-e2e"])
+    assert ops(plan, "create") == sorted(
+        ["code", "data-hA", "cell-hA-epochs-1", "cell-hA-epochs-2", "results", "prediction", "valohai-sweep-e2e"]
+    )
 
     # up from empty: every cell trained, the prediction ran with every model
     printed.append(stack.up().stdout)
@@ -54,7 +55,12 @@ def test_sweep_lifecycle(make_stack, backend):
     assert ops(plan, "update") == ["results"] and ops(plan, "replace") == ["prediction"]
     printed.append(stack.up().stdout)
     assert len(stack.pipelines()) == 4
-    assert sorted(stack.outputs()["training_execution_ids"]) == ["hA/epochs-1", "hA/epochs-2", "hB/epochs-1", "hB/epochs-2"]
+    assert sorted(stack.outputs()["training_execution_ids"]) == [
+        "hA/epochs-1",
+        "hA/epochs-2",
+        "hB/epochs-1",
+        "hB/epochs-2",
+    ]
 
     # remove an epoch value: only its cells are deleted
     stack.configure(["hA", "hB"], [1])
@@ -62,7 +68,10 @@ def test_sweep_lifecycle(make_stack, backend):
     assert ops(plan, "delete") == ["cell-hA-epochs-2", "cell-hB-epochs-2"]
     assert ops(plan, "create") == []
     printed.append(stack.up().stdout)
-    assert sorted(p["title"] for p in stack.pipelines()) == ["training-pipeline-hA-epochs-1", "training-pipeline-hB-epochs-1"]
+    assert sorted(p["title"] for p in stack.pipelines()) == [
+        "training-pipeline-hA-epochs-1",
+        "training-pipeline-hB-epochs-1",
+    ]
 
     # a shared training parameter replaces every cell (preview only)
     stack.configure(["hA", "hB"], [1], training={"learning_rate": 0.01, "batch_size": 16})
@@ -72,7 +81,9 @@ def test_sweep_lifecycle(make_stack, backend):
 
     # the token never appears in plain text: state, outputs, CLI output
     exported = stack.run(["stack", "export"]).stdout
-    state_files = "".join(p.read_text(errors="ignore") for p in (stack.dir.parent / "pulumi-state").rglob("*") if p.is_file())
+    state_files = "".join(
+        p.read_text(errors="ignore") for p in (stack.dir.parent / "pulumi-state").rglob("*") if p.is_file()
+    )
     for text in [exported, state_files, json.dumps(stack.outputs()), *printed]:
         assert backend.token not in text
 

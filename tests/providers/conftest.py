@@ -19,13 +19,14 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pytest
 import vcr as vcrpy
 
-from providers import base, waiting
+from providers.api import credentials, waiting
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -42,13 +43,14 @@ REDACTED = "REDACTED"
 FAULT_RATE, FAULT_SEED = "0.5", "407"
 MAX_REAL_SLEEP = 0.005  # seconds: what a replayed test may really sleep at once
 
-_live_hosts: list[str] = []   # hosts of the recording servers, rewritten to CANONICAL_HOST
+_live_hosts: list[str] = []  # hosts of the recording servers, rewritten to CANONICAL_HOST
 _live_tokens: list[str] = []  # their tokens, scrubbed from anything recorded
 SIGNATURE = re.compile(r"(signature=)[0-9a-fA-F]{16,}")
 EXPIRES = re.compile(r"(expires=)\d+")
 
 
 # --- record or replay ------------------------------------------------------------------------------
+
 
 def is_recording(config: pytest.Config) -> bool:
     return (config.getoption("--record-mode") or "none") != "none"
@@ -70,6 +72,7 @@ def recording(pytestconfig: pytest.Config) -> bool:
 
 
 # --- what gets recorded ---------------------------------------------------------------------------
+
 
 def _scrub_text(text: str) -> str:
     for host in _live_hosts:
@@ -123,7 +126,7 @@ def _content_type(request: Any) -> str:
     return ""
 
 
-def multipart_parts(request: Any) -> Optional[dict[str, dict[str, str]]]:
+def multipart_parts(request: Any) -> dict[str, dict[str, str]] | None:
     """name -> {filename, sha256, size} of a multipart body (the random boundary left out), else None."""
     ctype = _content_type(request)
     match = re.search(r"boundary=([^;]+)", ctype)
@@ -139,8 +142,11 @@ def multipart_parts(request: Any) -> Optional[dict[str, dict[str, str]]]:
         disposition = head.decode("utf-8", "replace")
         name = re.search(r'name="([^"]*)"', disposition)
         filename = re.search(r'filename="([^"]*)"', disposition)
-        parts[name.group(1) if name else "?"] = {"filename": filename.group(1) if filename else "",
-                                                "sha256": hashlib.sha256(content).hexdigest(), "size": str(len(content))}
+        parts[name.group(1) if name else "?"] = {
+            "filename": filename.group(1) if filename else "",
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "size": str(len(content)),
+        }
     return parts
 
 
@@ -163,7 +169,7 @@ def _differences(old: Any, new: Any, path: str = "body") -> list[str]:
                 out += _differences(old[key], new[key], f"{path}.{key}")
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{path}[{i}]")]
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in _differences(a, b, f"{path}[{i}]")]
     return [] if old == new else [f"{path}: recorded {old!r}, now {new!r}"]
 
 
@@ -211,10 +217,12 @@ def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def replay_cassette() -> Any:
     """Open a recorded cassette by hand, configured like the tests' and in `none` mode (replay only)."""
+
     def open_cassette(path: Path) -> Any:
         instance = vcrpy.VCR(record_mode="none")
         instance.register_matcher("body_json", body_matcher)
         return instance.use_cassette(str(path), **VCR_CONFIG)
+
     return open_cassette
 
 
@@ -231,6 +239,7 @@ def vcr_project() -> Path:
 
 # --- the backend (recording only) and the provider environment -------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def live_backend(recording: bool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real local backend while recording (session scope: started before any cassette opens)."""
@@ -239,8 +248,7 @@ def live_backend(recording: bool, tmp_path_factory: pytest.TempPathFactory) -> I
         return
     from local_valohai.testing import LocalValohai
 
-    server = LocalValohai(tmp_path_factory.mktemp("vcr-backend"), workers=2,
-                          env={"LOCAL_VALOHAI_FAULT_RATE": "0"})
+    server = LocalValohai(tmp_path_factory.mktemp("vcr-backend"), workers=2, env={"LOCAL_VALOHAI_FAULT_RATE": "0"})
     _live_hosts.append(server.url)
     _live_tokens.append(server.token)
     with server:
@@ -255,8 +263,11 @@ def faulty_backend(recording: bool, tmp_path_factory: pytest.TempPathFactory) ->
         return
     from local_valohai.testing import LocalValohai
 
-    server = LocalValohai(tmp_path_factory.mktemp("vcr-faulty"), workers=1,
-                          env={"LOCAL_VALOHAI_FAULT_RATE": FAULT_RATE, "LOCAL_VALOHAI_FAULT_SEED": FAULT_SEED})
+    server = LocalValohai(
+        tmp_path_factory.mktemp("vcr-faulty"),
+        workers=1,
+        env={"LOCAL_VALOHAI_FAULT_RATE": FAULT_RATE, "LOCAL_VALOHAI_FAULT_SEED": FAULT_SEED},
+    )
     _live_hosts.append(server.url)
     _live_tokens.append(server.token)
     with server:
@@ -334,6 +345,6 @@ def real_sleeps(recording: bool, monkeypatch: pytest.MonkeyPatch) -> Iterator[li
 @pytest.fixture
 def cassette_env(vh_host: str, vh_token: str, wait_clock: Any, real_sleeps: list[float]) -> Iterator[None]:
     """What every cassette test needs: the provider token set, fresh clients, the right clock."""
-    base.set_token(vh_token)
+    credentials.set_token(vh_token)
     yield
-    base.set_token(None)
+    credentials.set_token(None)

@@ -12,9 +12,10 @@ import types
 import pytest
 import urllib3.util.retry
 
-from providers import base
-from providers.client import RetryPolicy, ValohaiAuthError, ValohaiClient, ValohaiNotFound
-from providers.pipelines import PipelineProvider
+from providers.api import credentials
+from providers.api.client import RetryPolicy, ValohaiClient
+from providers.api.errors import ValohaiAuthError, ValohaiNotFound
+from providers.resources.pipelines import PipelineProvider
 
 pytestmark = [pytest.mark.vcr, pytest.mark.usefixtures("cassette_env")]
 
@@ -41,7 +42,7 @@ def test_wrong_token_is_an_auth_error_that_never_shows_the_token(vh_host):
 
 
 def test_check_reports_a_wrong_token_on_host_without_it(vh_host):
-    base.set_token(WRONG_TOKEN)
+    credentials.set_token(WRONG_TOKEN)
     result = PipelineProvider().check({}, {"host": vh_host, "payload": None})
     assert [f.property for f in result.failures] == ["host"]
     assert "401" in result.failures[0].reason and WRONG_TOKEN not in result.failures[0].reason

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from providers import payloads
-from providers.sweep import Cell, parse_sweep
+from providers.sweep import payloads
+from providers.sweep.config import Cell, parse_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = {h: {"images": f"datum://img-{h}", "labels": f"datum://lab-{h}", "test_labels": f"datum://tl-{h}"}
-        for h in ("harbor_A", "harbor_B")}
+DATA = {
+    h: {"images": f"datum://img-{h}", "labels": f"datum://lab-{h}", "test_labels": f"datum://tl-{h}"}
+    for h in ("harbor_A", "harbor_B")
+}
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +21,15 @@ def config():
 
 def test_cell_pipeline_sets_harbor_epochs_and_data(config):
     sweep = parse_sweep({"harbors": ["harbor_A"], "epochs": [3], "training": {"learning_rate": 0.01}})
-    body = payloads.training_pipeline(config, commit="~c0ffee", project_id="p1", cell=Cell("harbor_A", 3),
-                                      sweep=sweep, data=DATA["harbor_A"], tags=["stack:t"])
+    body = payloads.training_pipeline(
+        config,
+        commit="~c0ffee",
+        project_id="p1",
+        cell=Cell("harbor_A", 3),
+        sweep=sweep,
+        data=DATA["harbor_A"],
+        tags=["stack:t"],
+    )
     assert body["title"] == "training-pipeline-harbor_A-epochs-3" and body["project"] == "p1"
     nodes = {n["name"]: n["template"] for n in body["nodes"]}
     assert nodes["preprocess"]["inputs"]["dataset"] == ["datum://img-harbor_A"]
@@ -28,14 +37,28 @@ def test_cell_pipeline_sets_harbor_epochs_and_data(config):
     assert nodes["train"]["parameters"]["epochs"] == 3
     assert nodes["train"]["parameters"]["learning_rate"] == 0.01
     assert nodes["train"]["commit"] == "~c0ffee"
-    assert {"source_node": "preprocess", "source_type": "metadata", "source_key": "run_training_for",
-            "target_node": "train", "target_type": "parameter", "target_key": "dataset_name"} in body["edges"]
+    assert {
+        "source_node": "preprocess",
+        "source_type": "metadata",
+        "source_key": "run_training_for",
+        "target_node": "train",
+        "target_type": "parameter",
+        "target_key": "dataset_name",
+    } in body["edges"]
 
 
 def test_single_pipeline_has_two_nodes_per_cell_and_a_predict_node_fed_by_every_train_node(config):
     sweep = parse_sweep({"harbors": ["harbor_A", "harbor_B"], "epochs": [2, 5], "mode": "single"})
-    body = payloads.sweep_pipeline(config, commit="~c", project_id="p", cells=sweep.cells, sweep=sweep,
-                                   data_by_harbor=DATA, tags=[], title="sweep-t")
+    body = payloads.sweep_pipeline(
+        config,
+        commit="~c",
+        project_id="p",
+        cells=sweep.cells,
+        sweep=sweep,
+        data_by_harbor=DATA,
+        tags=[],
+        title="sweep-t",
+    )
     names = [n["name"] for n in body["nodes"]]
     assert len(names) == 2 * 4 + 1 and names[-1] == "predict"
     assert sum(n.startswith("train-") for n in names) == 4
@@ -46,12 +69,22 @@ def test_single_pipeline_has_two_nodes_per_cell_and_a_predict_node_fed_by_every_
     assert len(metadata_edges) == 4
     predict = next(n for n in body["nodes"] if n["name"] == "predict")
     assert predict["template"]["parameters"]["harbours"] == ["harbor_A", "harbor_B"]
-    assert predict["template"]["inputs"]["dataset"] == ["dataset://harbor_A_test/latest", "dataset://harbor_B_test/latest"]
+    assert predict["template"]["inputs"]["dataset"] == [
+        "dataset://harbor_A_test/latest",
+        "dataset://harbor_B_test/latest",
+    ]
 
 
 def test_prediction_execution_carries_exec_ids_and_models(config):
-    body = payloads.prediction_execution(commit="~c", project_id="p", training_execution_ids={"b": "2", "a": "1"},
-                                         models=["datum://m1"], harbors=["harbor_A"], data_by_harbor=DATA, tags=[])
+    body = payloads.prediction_execution(
+        commit="~c",
+        project_id="p",
+        training_execution_ids={"b": "2", "a": "1"},
+        models=["datum://m1"],
+        harbors=["harbor_A"],
+        data_by_harbor=DATA,
+        tags=[],
+    )
     assert body["step"] == "predict-models"
     assert body["parameters"]["exec_ids"] == ["1", "2"]
     assert body["inputs"]["models"] == ["datum://m1"]
@@ -61,5 +94,5 @@ def test_prediction_execution_carries_exec_ids_and_models(config):
 def test_a_yaml_without_the_training_pipeline_is_refused_with_the_reason():
     with pytest.raises(payloads.PayloadError, match="no step 'generate-harbors'"):
         payloads.load_config("- step:\n    name: x\n    image: i\n    command: c\n")
-    with pytest.raises(payloads.PayloadError, match="valohai.yaml is invalid"):
+    with pytest.raises(payloads.PayloadError, match=r"valohai\.yaml is invalid"):
         payloads.load_config("- step: {name: 1}\n")

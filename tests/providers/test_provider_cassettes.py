@@ -16,19 +16,22 @@ import requests
 import yaml
 from vcr.errors import CannotOverwriteExistingCassetteException
 
-from providers import payloads, training_results
-from providers.base import client
-from providers.code_package import CodePackageProvider, build_package, commit_identifier
-from providers.harbor_dataset import HarborDatasetProvider
-from providers.pipelines import PipelineProvider
-from providers.prediction import PredictionProvider
-from providers.sweep import Cell, Sweep
-from providers.training_results import TrainingResultsProvider
+from providers.api.credentials import client
+from providers.resources import training_results
+from providers.resources.code_package import CodePackageProvider, build_package, commit_identifier
+from providers.resources.harbor_dataset import HarborDatasetProvider
+from providers.resources.pipelines import PipelineProvider
+from providers.resources.prediction import PredictionProvider
+from providers.resources.training_results import TrainingResultsProvider
+from providers.sweep import payloads
+from providers.sweep.config import Cell, Sweep
 
 STACK = "vcr-test"
 HARBOR = "harbor_A"
 DATA = {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 2, "seed": 7}
-SWEEP = Sweep(harbors=(HARBOR,), epochs=(2,), data=DATA)
+# The training values the cassettes were recorded with (the request bodies must match them).
+TRAIN = {"learning_rate": 0.001, "batch_size": 32, "validation_split": 0.3}
+SWEEP = Sweep(harbors=(HARBOR,), epochs=(2,), train=TRAIN, data=DATA)
 
 
 def _cassette_tests(fn):
@@ -37,10 +40,10 @@ def _cassette_tests(fn):
 
 # --- building blocks (each runs inside the calling test's cassette) -------------------------------------
 
+
 def make_package(host: str, root: Path, project_name: str) -> dict:
     client(host).create_project(project_name, "VCR provider test")
-    props = {"host": host, "project": project_name, "root": str(root),
-             "commit": commit_identifier(build_package(root))}
+    props = {"host": host, "project": project_name, "root": str(root), "commit": commit_identifier(build_package(root))}
     provider = CodePackageProvider()
     assert provider.check({}, props).failures == []
     created = provider.create(props)
@@ -50,8 +53,15 @@ def make_package(host: str, root: Path, project_name: str) -> dict:
 
 def make_harbor_data(host: str, package: dict) -> dict:
     """Generate one harbor's data; the outputs plus the generating `execution_id`."""
-    props = {"host": host, "project_id": package["project_id"], "commit": package["commit"], "harbor": HARBOR,
-             "data": DATA, "generator_key": "gen-v1", "stack": STACK}
+    props = {
+        "host": host,
+        "project_id": package["project_id"],
+        "commit": package["commit"],
+        "harbor": HARBOR,
+        "data": DATA,
+        "generator_key": "gen-v1",
+        "stack": STACK,
+    }
     assert HarborDatasetProvider().check({}, props).failures == []
     created = HarborDatasetProvider().create(props)
     return {**created.outs, "execution_id": created.id}
@@ -59,8 +69,15 @@ def make_harbor_data(host: str, package: dict) -> dict:
 
 def pipeline_props(host: str, root: Path, package: dict, data: dict, epochs: int) -> dict:
     config = payloads.load_config((root / "valohai.yaml").read_text())
-    payload = payloads.training_pipeline(config, commit=package["commit"], project_id=package["project_id"],
-                                         cell=Cell(HARBOR, epochs), sweep=SWEEP, data=data, tags=["vcr"])
+    payload = payloads.training_pipeline(
+        config,
+        commit=package["commit"],
+        project_id=package["project_id"],
+        cell=Cell(HARBOR, epochs),
+        sweep=SWEEP,
+        data=data,
+        tags=["vcr"],
+    )
     return {"host": host, "payload": payload, "stack": STACK, "label": f"{HARBOR}/epochs-{epochs}"}
 
 
@@ -69,6 +86,7 @@ def requests_to(cassette, method: str, pattern: str) -> list:
 
 
 # --- the tests -------------------------------------------------------------------------------------------
+
 
 @_cassette_tests
 def test_code_package_uploads_once_and_reads(vh_host, vcr_project, vcr):
@@ -158,8 +176,9 @@ def test_failed_pipeline_fails_results_and_plans_a_replace(vh_host, vcr_project,
 
 
 @_cassette_tests
-def test_training_results_wait_loop_and_prediction(vh_host, vcr_project, vcr, wait_clock, real_sleeps,
-                                                   recording, monkeypatch, tmp_path):
+def test_training_results_wait_loop_and_prediction(
+    vh_host, vcr_project, vcr, wait_clock, real_sleeps, recording, monkeypatch, tmp_path
+):
     package = make_package(vh_host, vcr_project, "vcr-training-results")
     data = make_harbor_data(vh_host, package)
     props = pipeline_props(vh_host, vcr_project, package, data, epochs=2)
@@ -178,25 +197,42 @@ def test_training_results_wait_loop_and_prediction(vh_host, vcr_project, vcr, wa
 
     monkeypatch.setattr(training_results, "cell_state", watching)
     cells = {"harbor_A/epochs-2": {"pipeline": created.id, "node": "train"}}
-    results = TrainingResultsProvider().create({"host": vh_host, "cells": cells, "predict": None,
-                                                "timeout_seconds": 600}).outs
+    results = (
+        TrainingResultsProvider()
+        .create({"host": vh_host, "cells": cells, "predict": None, "timeout_seconds": 600})
+        .outs
+    )
 
     assert seen[0] in ("created", "queued", "started") and "started" in seen and seen[-1] == "complete"
     assert len(polls) >= 3  # several GETs of the same pipeline, replayed in order with advancing statuses
     assert wait_clock.sleeps and sum(wait_clock.sleeps) > 0  # the loop slept... on the fake clock in replay
     train_id = results["training_execution_ids"]["harbor_A/epochs-2"]
-    assert results["metrics"]["harbor_A/epochs-2"] == {"val_accuracy": 0.8, "val_loss": 0.3, "accuracy": 0.9,
-                                                       "loss": 0.2}
+    assert results["metrics"]["harbor_A/epochs-2"] == {
+        "val_accuracy": 0.8,
+        "val_loss": 0.3,
+        "accuracy": 0.9,
+        "loss": 0.2,
+    }
     assert len(results["model_uris"]["harbor_A/epochs-2"]) == 2
 
-    payload = payloads.prediction_execution(commit=package["commit"], project_id=package["project_id"],
-                                            training_execution_ids={"harbor_A/epochs-2": train_id},
-                                            models=results["model_uris"]["harbor_A/epochs-2"], harbors=[HARBOR],
-                                            data_by_harbor={HARBOR: data}, tags=["vcr"])
+    payload = payloads.prediction_execution(
+        commit=package["commit"],
+        project_id=package["project_id"],
+        training_execution_ids={"harbor_A/epochs-2": train_id},
+        models=results["model_uris"]["harbor_A/epochs-2"],
+        harbors=[HARBOR],
+        data_by_harbor={HARBOR: data},
+        tags=["vcr"],
+    )
     report_dir = tmp_path / "report"
     prediction = PredictionProvider()
-    pprops = {"host": vh_host, "payload": payload, "execution_id_from_pipeline": None, "stack": STACK,
-              "report_dir": str(report_dir)}
+    pprops = {
+        "host": vh_host,
+        "payload": payload,
+        "execution_id_from_pipeline": None,
+        "stack": STACK,
+        "report_dir": str(report_dir),
+    }
     assert prediction.check({}, pprops).failures == []
     made = prediction.create(pprops)
     assert made.outs["status"] == "complete" and made.outs["summary"] == {"models": 1, "accuracy": 0.75}
@@ -210,6 +246,7 @@ def test_training_results_wait_loop_and_prediction(vh_host, vcr_project, vcr, wa
 
 # --- matching is strict: a changed payload does not replay ------------------------------------------------
 
+
 def _recorded(cassette_path: Path, method: str, pattern: str) -> dict:
     data = yaml.safe_load(cassette_path.read_text())
     for interaction in data["interactions"]:
@@ -220,8 +257,11 @@ def _recorded(cassette_path: Path, method: str, pattern: str) -> dict:
 
 
 def test_a_changed_json_payload_fails_replay_with_a_readable_mismatch(cassette_secrets, replay_cassette):
-    path = cassette_secrets["cassettes"] / "test_provider_cassettes" / \
-        "test_training_pipeline_create_adopts_reads_and_deletes.yaml"
+    path = (
+        cassette_secrets["cassettes"]
+        / "test_provider_cassettes"
+        / "test_training_pipeline_create_adopts_reads_and_deletes.yaml"
+    )
     recorded = _recorded(path, "POST", r"/api/v0/pipelines/$")
     body = json.loads(recorded["body"])
     train = next(n for n in body["nodes"] if n["name"] == "train")
@@ -245,17 +285,26 @@ def test_a_changed_upload_fails_replay_naming_the_part(cassette_secrets, replay_
     (changed_root / "valohai.yaml").write_text((vcr_project / "valohai.yaml").read_text() + "# changed\n")
     form = {"description": "valohai-pipelines-as-code package", "yaml_path": "valohai.yaml"}
     with replay_cassette(path), pytest.raises(CannotOverwriteExistingCassetteException) as caught:
-        requests.post(recorded["uri"], files={"data": ("data.tgz", build_package(changed_root), "application/gzip")},
-                      data=form, timeout=5)
+        requests.post(
+            recorded["uri"],
+            files={"data": ("data.tgz", build_package(changed_root), "application/gzip")},
+            data=form,
+            timeout=5,
+        )
     assert "multipart body differs: multipart.data.sha256" in str(caught.value)
 
     with replay_cassette(path):  # the same tarball, with a new random boundary, replays
-        response = requests.post(recorded["uri"], data=form, timeout=5,
-                                 files={"data": ("data.tgz", build_package(vcr_project), "application/gzip")})
+        response = requests.post(
+            recorded["uri"],
+            data=form,
+            timeout=5,
+            files={"data": ("data.tgz", build_package(vcr_project), "application/gzip")},
+        )
         assert response.status_code == 201
 
 
 # --- no secrets in any cassette ------------------------------------------------------------------------
+
 
 def test_no_token_or_signature_in_any_cassette(cassette_secrets):
     files = [p for p in cassette_secrets["cassettes"].rglob("*") if p.is_file()]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from providers.sweep import Cell, SweepConfigError, content_key, parse_sweep
+from providers.sweep.config import Cell, SweepConfigError, parse_sweep
+from providers.sweep.identity import content_key
 
 GOOD = {"harbors": ["harbor_A", "harbor_B"], "epochs": [2, 5]}
 
@@ -20,26 +21,32 @@ def test_comma_separated_strings_are_accepted():
     assert sweep.harbors == ("harbor_A", "harbor_B") and sweep.epochs == (2, 5)
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"epochs": [1]}, "harbors is not set"),
-    ({"harbors": [], "epochs": [1]}, "harbors must list at least one value"),
-    ({"harbors": ["a b"], "epochs": [1]}, "'a b' is not a valid harbor name"),
-    ({"harbors": ["../x"], "epochs": [1]}, "is not a valid harbor name"),
-    ({"harbors": ["a", "a"], "epochs": [1]}, "harbors lists a more than once"),
-    ({"harbors": ["a"]}, "epochs is not set"),
-    ({"harbors": ["a"], "epochs": "abc"}, "epochs must be a whole number"),
-    ({"harbors": ["a"], "epochs": [0]}, "epochs must be between 1 and 1000, got 0"),
-    ({"harbors": ["a"], "epochs": [2.5]}, "epochs must be a whole number"),
-    ({"harbors": ["a"], "epochs": [True]}, "epochs must be a number"),
-    ({"harbors": ["a"], "epochs": [2, 2]}, "epochs lists 2 more than once"),
-    ({"harbors": ["a"], "epochs": [1], "mode": "serial"}, "mode must be one of parallel, single"),
-    ({"harbors": ["a"], "epochs": [1], "training": {"learning_rate": "fast"}}, "training.learning_rate must be a number"),
-    ({"harbors": ["a"], "epochs": [1], "training": {"learning_rate": 5}}, "training.learning_rate must be between"),
-    ({"harbors": ["a"], "epochs": [1], "training": {"momentum": 1}}, "training has unknown key(s) momentum"),
-    ({"harbors": ["a"], "epochs": [1], "data": {"image_size": 100000}}, "data.image_size must be between"),
-    ({"harbors": [f"h{i}" for i in range(30)], "epochs": list(range(1, 21))}, "600 cells"),
-    ({"harbors": ["a"], "epochs": [1], "wait_timeout_minutes": -1}, "wait_timeout_minutes must be between"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"epochs": [1]}, "harbors is not set"),
+        ({"harbors": [], "epochs": [1]}, "harbors must list at least one value"),
+        ({"harbors": ["a b"], "epochs": [1]}, "'a b' is not a valid harbor name"),
+        ({"harbors": ["../x"], "epochs": [1]}, "is not a valid harbor name"),
+        ({"harbors": ["a", "a"], "epochs": [1]}, "harbors lists a more than once"),
+        ({"harbors": ["a"]}, "epochs is not set"),
+        ({"harbors": ["a"], "epochs": "abc"}, "epochs must be a whole number"),
+        ({"harbors": ["a"], "epochs": [0]}, "epochs must be between 1 and 1000, got 0"),
+        ({"harbors": ["a"], "epochs": [2.5]}, "epochs must be a whole number"),
+        ({"harbors": ["a"], "epochs": [True]}, "epochs must be a number"),
+        ({"harbors": ["a"], "epochs": [2, 2]}, "epochs lists 2 more than once"),
+        ({"harbors": ["a"], "epochs": [1], "mode": "serial"}, "mode must be one of parallel, single"),
+        (
+            {"harbors": ["a"], "epochs": [1], "training": {"learning_rate": "fast"}},
+            "training.learning_rate must be a number",
+        ),
+        ({"harbors": ["a"], "epochs": [1], "training": {"learning_rate": 5}}, "training.learning_rate must be between"),
+        ({"harbors": ["a"], "epochs": [1], "training": {"momentum": 1}}, "training has unknown key(s) momentum"),
+        ({"harbors": ["a"], "epochs": [1], "data": {"image_size": 100000}}, "data.image_size must be between"),
+        ({"harbors": [f"h{i}" for i in range(30)], "epochs": list(range(1, 21))}, "600 cells"),
+        ({"harbors": ["a"], "epochs": [1], "wait_timeout_minutes": -1}, "wait_timeout_minutes must be between"),
+    ],
+)
 def test_bad_configs_name_the_key_and_the_fix(raw, message):
     with pytest.raises(SweepConfigError) as caught:
         parse_sweep(raw)
@@ -49,3 +56,9 @@ def test_bad_configs_name_the_key_and_the_fix(raw, message):
 def test_content_key_is_stable_and_order_insensitive_for_dicts():
     assert content_key({"a": 1, "b": 2}) == content_key({"b": 2, "a": 1})
     assert content_key({"a": 1}) != content_key({"a": 2})
+
+
+def test_defaults_come_from_valohai_yaml():
+    sweep = parse_sweep(GOOD)
+    assert sweep.train == {"batch_size": 16, "learning_rate": 0.001, "validation_split": 0.3}
+    assert sweep.data == {"image_size": 64, "images_per_class": 150, "test_images_per_harbor": 50, "seed": 42}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from providers import waiting
+from providers.api import waiting
 
 
 class FakeClock:
@@ -32,7 +32,7 @@ def test_waits_until_all_terminal_with_capped_backoff(clock):
     assert final == {"a": "complete", "b": "error"}
     assert seen == [{"a": "started", "b": "queued"}, {"a": "complete", "b": "error"}]
     assert clock.sleeps[0] == 0.25 and max(clock.sleeps) == 3.0
-    assert all(b >= a for a, b in zip(clock.sleeps, clock.sleeps[1:]))
+    assert all(b >= a for a, b in zip(clock.sleeps, clock.sleeps[1:], strict=False))
 
 
 def test_deadline_names_the_unfinished(clock):

@@ -19,18 +19,30 @@ def sweep(tmp_path_factory) -> dict[str, Any]:
     runs: dict[str, Any] = {}
 
     # generate-harbors: plain local run, parameters on the command line.
-    gen = run_script(root / "generate", "generate_harbors.py",
-                     [f"--harbors={','.join(HARBORS)}", *(f"--{k}={v}" for k, v in TINY.items())])
+    gen = run_script(
+        root / "generate",
+        "generate_harbors.py",
+        [f"--harbors={','.join(HARBORS)}", *(f"--{k}={v}" for k, v in TINY.items())],
+    )
     runs["generate"] = gen
 
     # preprocess-dataset: harbor_A from the command line, harbor_B the way Valohai hands it over.
     labels = sorted(gen.outputs.glob("train_*.csv"))
     runs["preprocess_harbor_A"] = run_script(
-        root / "pre_A", "preprocess_dataset.py",
-        ["--dataset_name=harbor_A", "--image_size=32", "--dataset", str(gen.outputs / "images.zip"), "--labels", *map(str, labels)],
+        root / "pre_A",
+        "preprocess_dataset.py",
+        [
+            "--dataset_name=harbor_A",
+            "--image_size=32",
+            "--dataset",
+            str(gen.outputs / "images.zip"),
+            "--labels",
+            *map(str, labels),
+        ],
     )
     runs["preprocess_harbor_B"] = run_script(
-        root / "pre_B", "preprocess_dataset.py",
+        root / "pre_B",
+        "preprocess_dataset.py",
         inputs={"dataset": [gen.outputs / "images.zip"], "labels": labels},
         parameters={"dataset_name": "harbor_B", "validation_split": 0.3, "image_size": 32},
         execution_id="exec-pre-b",
@@ -44,8 +56,13 @@ def sweep(tmp_path_factory) -> dict[str, Any]:
         npz = runs[f"preprocess_{harbor}"].outputs / "train" / f"preprocessed_data_{harbor}.npz"
         values = {"dataset_name": harbor, "epochs": TRAIN_EPOCHS, "learning_rate": 0.002, "batch_size": 8, "seed": 1}
         pending[harbor] = run_script(
-            root / f"train_{harbor}", "train.py", inputs={"dataset": [npz]}, parameters=values,
-            command=yaml_command("train", values), extra_env={"TF_NUM_INTRAOP_THREADS": "1"}, background=True,
+            root / f"train_{harbor}",
+            "train.py",
+            inputs={"dataset": [npz]},
+            parameters=values,
+            command=yaml_command("train", values),
+            extra_env={"TF_NUM_INTRAOP_THREADS": "1"},
+            background=True,
         )
     for harbor, run in pending.items():
         runs[f"train_{harbor}"] = run.wait()
@@ -54,9 +71,17 @@ def sweep(tmp_path_factory) -> dict[str, Any]:
     models = [p for h in HARBORS for p in sorted(runs[f"train_{h}"].outputs.iterdir())]
     test_sets = [runs[f"preprocess_{h}"].outputs / "test" / h / f"preprocessed_test_data_{h}.npz" for h in HARBORS]
     runs["predict"] = run_script(
-        root / "predict", "predict_models.py",
-        [f"--harbours={','.join(HARBORS)}", "--dataset", *map(str, test_sets), "--models", *map(str, models),
-         "--test_labels", *map(str, sorted(gen.outputs.glob("test_labels_*.csv")))],
+        root / "predict",
+        "predict_models.py",
+        [
+            f"--harbours={','.join(HARBORS)}",
+            "--dataset",
+            *map(str, test_sets),
+            "--models",
+            *map(str, models),
+            "--test_labels",
+            *map(str, sorted(gen.outputs.glob("test_labels_*.csv"))),
+        ],
     )
     runs["root"] = root
     return runs

@@ -47,7 +47,13 @@ class StepRun:
 
 def file_entry(path: Path, metadata: list | None = None) -> dict[str, Any]:
     """One file of an ``inputs.json`` input, as Valohai writes it."""
-    return {"name": path.name, "path": str(path), "size": path.stat().st_size, "uri": f"file://{path}", "metadata": metadata or []}
+    return {
+        "name": path.name,
+        "path": str(path),
+        "size": path.stat().st_size,
+        "uri": f"file://{path}",
+        "metadata": metadata or [],
+    }
 
 
 def step_env(base: Path) -> dict[str, str]:
@@ -113,7 +119,9 @@ class PendingRun:
         stdout, stderr = self.popen.communicate(timeout=600)
         proc = subprocess.CompletedProcess(self.popen.args, self.popen.returncode, stdout, stderr)
         if self.check and proc.returncode != 0:
-            raise AssertionError(f"{self.name} failed ({proc.returncode}):\nSTDOUT:\n{stdout[-3000:]}\nSTDERR:\n{stderr[-3000:]}")
+            raise AssertionError(
+                f"{self.name} failed ({proc.returncode}):\nSTDOUT:\n{stdout[-3000:]}\nSTDERR:\n{stderr[-3000:]}"
+            )
         return StepRun(self.name, proc, self.outputs)
 
 

@@ -57,7 +57,9 @@ def test_preprocess_writes_arrays_sidecars_and_the_edge_metadata(sweep):
         with np.load(test) as data:
             assert data["test_data"].shape == (TINY["test_images_per_harbor"], 32, 32, 3)
             _, answers = read_csv(sweep["generate"].outputs / f"test_labels_{harbor}.csv")
-            assert sorted(data["test_names"].tolist()) == sorted(r["image"] for r in answers), "the harbor's own test images"
+            assert sorted(data["test_names"].tolist()) == sorted(r["image"] for r in answers), (
+                "the harbor's own test images"
+            )
         exec_id = "exec-pre-b" if harbor == "harbor_B" else None
         for path, kind in ((train, "train"), (test, "test")):
             sidecar = json.loads(path.with_name(path.name + ".metadata.json").read_text())

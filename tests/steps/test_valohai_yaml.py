@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import valohai_yaml
+from step_runner import REPO
 from valohai_yaml.lint import lint_file
 from valohai_yaml.pipelines.conversion import PipelineConverter
-
-from step_runner import REPO
 
 YAML = REPO / "valohai.yaml"
 
@@ -56,7 +55,9 @@ def test_list_parameters_render_comma_separated():
 
 def test_training_pipeline_converts_with_the_metadata_edge():
     cfg = config()
-    converted = PipelineConverter(config=cfg, commit_identifier="abc123").convert_pipeline(cfg.pipelines["training-pipeline"])
+    converted = PipelineConverter(config=cfg, commit_identifier="abc123").convert_pipeline(
+        cfg.pipelines["training-pipeline"]
+    )
     nodes = {node["name"]: node for node in converted["nodes"]}
     assert nodes["preprocess"]["template"]["step"] == "preprocess-dataset"
     assert nodes["train"]["template"]["step"] == "train"

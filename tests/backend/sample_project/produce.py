@@ -1,4 +1,5 @@
 """Writes one data file per run, adds it to a dataset version, and logs metadata."""
+
 import argparse
 import json
 import os

@@ -2,20 +2,25 @@
 
 One resource per harbor, so adding a harbor generates only its data. A new code commit alone does not
 regenerate data (the update keeps the outputs); a change of the generator's own files, the sizes or the
-seed does. Users with real data set `datasets.<harbor>` URIs in the stack and nothing is generated.
+seed does.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
-from providers.base import ValohaiProvider, client, input_view, integral_numbers, progress
-from providers.executions import (content_tag, outputs_by_name, read_execution_backed, submit_or_adopt_execution,
-                                  wait_for_execution)
-from providers.sweep import content_key
+from providers.api.credentials import client
+from providers.resources.base import ValohaiProvider, input_view, integral_numbers, progress
+from providers.resources.executions import (
+    outputs_by_name,
+    read_execution_backed,
+    submit_or_adopt_execution,
+    wait_for_execution,
+)
+from providers.sweep.identity import content_tag, harbor_data_key
 
 GENERATION_TIMEOUT_SECONDS = 30 * 60
 
@@ -25,8 +30,10 @@ def data_uris(outputs: dict[str, str], harbor: str) -> dict[str, str]:
     wanted = {"images": "images.zip", "labels": f"train_{harbor}.csv", "test_labels": f"test_labels_{harbor}.csv"}
     missing = [name for name in wanted.values() if name not in outputs]
     if missing:
-        raise RuntimeError(f"generate-harbors did not output {', '.join(missing)} for {harbor} "
-                           f"(got {', '.join(sorted(outputs)) or 'nothing'})")
+        raise RuntimeError(
+            f"generate-harbors did not output {', '.join(missing)} for {harbor} "
+            f"(got {', '.join(sorted(outputs)) or 'nothing'})"
+        )
     return {key: outputs[name] for key, name in wanted.items()}
 
 
@@ -44,18 +51,31 @@ class HarborDatasetProvider(ValohaiProvider):
         props = integral_numbers(props)
         api = client(props["host"])
         harbor = props["harbor"]
-        from providers import payloads  # valohai-yaml is needed only when data is generated
+        from providers.sweep import payloads  # valohai-yaml is needed only when data is generated
 
-        key = content_key("harbor-data", props["stack"], harbor, props["data"], props["generator_key"])
-        payload = payloads.generation_execution(commit=props["commit"], project_id=props["project_id"], harbor=harbor,
-                                                data=props["data"], tags=[f"harbor:{harbor}"])
+        key = harbor_data_key(props["stack"], harbor, props["data"], props["generator_key"])
+        payload = payloads.generation_execution(
+            commit=props["commit"],
+            project_id=props["project_id"],
+            harbor=harbor,
+            data=props["data"],
+            tags=[f"harbor:{harbor}"],
+        )
         execution = submit_or_adopt_execution(api, payload, content_tag(key))
         progress(f"data for {harbor}: execution #{execution.get('counter')}")
-        execution = wait_for_execution(api, execution, label=f"data {harbor}", timeout=GENERATION_TIMEOUT_SECONDS,
-                                       report=progress)
+        execution = wait_for_execution(
+            api, execution, label=f"data {harbor}", timeout=GENERATION_TIMEOUT_SECONDS, report=progress
+        )
         uris = data_uris(outputs_by_name(api, execution["id"]), harbor)
-        return CreateResult(execution["id"], {**input_view(props, self.INPUTS), **uris, "status": execution["status"],
-                                              "execution_counter": execution.get("counter")})
+        return CreateResult(
+            execution["id"],
+            {
+                **input_view(props, self.INPUTS),
+                **uris,
+                "status": execution["status"],
+                "execution_counter": execution.get("counter"),
+            },
+        )
 
     def update(self, id_: str, olds: dict, news: dict) -> UpdateResult:
         """Only the commit moved: the generated data is still right, keep it."""
@@ -73,9 +93,35 @@ class HarborDataset(Resource, module="valohai", name="HarborDataset"):
     labels: pulumi.Output[str]
     test_labels: pulumi.Output[str]
 
-    def __init__(self, name: str, *, host: Any, project_id: Any, commit: Any, harbor: str, data: dict,
-                 generator_key: str, stack: str, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(HarborDatasetProvider(), name,
-                         {"host": host, "project_id": project_id, "commit": commit, "harbor": harbor, "data": data,
-                          "generator_key": generator_key, "stack": stack, "images": None, "labels": None,
-                          "test_labels": None, "status": None, "execution_counter": None}, opts)
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: Any,
+        project_id: Any,
+        commit: Any,
+        harbor: str,
+        data: dict,
+        generator_key: str,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            HarborDatasetProvider(),
+            name,
+            {
+                "host": host,
+                "project_id": project_id,
+                "commit": commit,
+                "harbor": harbor,
+                "data": data,
+                "generator_key": generator_key,
+                "stack": stack,
+                "images": None,
+                "labels": None,
+                "test_labels": None,
+                "status": None,
+                "execution_counter": None,
+            },
+            opts,
+        )

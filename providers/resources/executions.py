@@ -1,46 +1,38 @@
 """Executions the providers start themselves (data generation, prediction): submit or adopt, wait, collect.
 
-Adoption: every execution carries a tag derived from its content (`vpac:<key>`). Before submitting, we
-look for a live or complete execution with that tag and take it over, so a retried or re-run create
-never starts the same work twice.
+Adoption: every execution carries its content tag (`providers.sweep.identity.content_tag`). Before
+submitting, we look for a live or complete execution with that tag and take it over, so a retried or
+re-run create never starts the same work twice.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pulumi.dynamic import ReadResult
 
-from providers.base import client, input_view
-from providers.client import ValohaiClient, ValohaiNotFound, ValohaiTransient
-from providers.idempotent import create_once
-from providers.waiting import DONE, FAILED, summarize, wait_for
-
-TAG_PREFIX = "vpac:"
-
-
-def content_tag(key: str) -> str:
-    return f"{TAG_PREFIX}{key[:24]}"
-
-
-def find_adoptable(items: list[dict], tag: str) -> Optional[dict]:
-    """The newest object with this tag that has not failed (lists are newest first)."""
-    for item in items:
-        if tag in (item.get("tags") or []) and item.get("status") not in FAILED and not item.get("deleted"):
-            return item
-    return None
+from providers.api.client import ValohaiClient
+from providers.api.credentials import client
+from providers.api.errors import ValohaiNotFound, ValohaiTransient
+from providers.api.statuses import DONE
+from providers.api.waiting import summarize, wait_for
+from providers.resources.adoption import create_once, find_adoptable
+from providers.resources.base import input_view
 
 
 def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], tag: str) -> dict:
     execution, _adopted = create_once(
         lambda: api.create_execution({**payload, "tags": [*payload.get("tags", []), tag]}),
         lambda: find_adoptable(api.list_executions(payload["project"], tag=tag, ordering="-counter"), tag),
-        what=f"the {payload.get('step')} execution")
+        what=f"the {payload.get('step')} execution",
+    )
     return execution
 
 
-def wait_for_execution(api: ValohaiClient, execution: dict, *, label: str, timeout: float,
-                       report=print) -> dict:
+def wait_for_execution(
+    api: ValohaiClient, execution: dict, *, label: str, timeout: float, report: Callable[[str], None] = print
+) -> dict:
     """Wait until the execution ends; raise with a pointer to its logs unless it completed."""
     latest = {"execution": execution}
 
@@ -48,22 +40,30 @@ def wait_for_execution(api: ValohaiClient, execution: dict, *, label: str, timeo
         latest["execution"] = api.get_execution(execution["id"], exclude="outputs")
         return {label: latest["execution"]["status"]}
 
-    states = wait_for(poll, timeout=timeout, tolerate=(ValohaiTransient,),
-                      on_progress=lambda s, t: report(f"{label}: {summarize(s)} ({t:.0f}s)"))
+    states = wait_for(
+        poll,
+        timeout=timeout,
+        tolerate=(ValohaiTransient,),
+        on_progress=lambda s, t: report(f"{label}: {summarize(s)} ({t:.0f}s)"),
+    )
     if states[label] != DONE:
         raise RuntimeError(failure_message(api, latest["execution"], label))
     return latest["execution"]
 
 
-def failure_message(api: ValohaiClient, execution: Mapping[str, Any], label: str,
-                    pipeline_counter: Optional[int] = None) -> str:
+def failure_message(
+    api: ValohaiClient, execution: Mapping[str, Any], label: str, pipeline_counter: int | None = None
+) -> str:
+    """One line naming what failed and where its logs are."""
     detail = execution.get("status_detail") or ""
     if not execution.get("id"):
         where = f"; see pipeline #{pipeline_counter} (`vh pipeline list`)" if pipeline_counter else ""
         return f"{label} ended '{execution.get('status')}' before its execution started{where}"
     events = api.url(f"executions/{execution['id']}/events/")
-    return (f"{label} ended '{execution.get('status')}'{': ' + detail if detail else ''}; "
-            f"logs: `vh execution logs {execution.get('counter')}` or {events}")
+    return (
+        f"{label} ended '{execution.get('status')}'{': ' + detail if detail else ''}; "
+        f"logs: `vh execution logs {execution.get('counter')}` or {events}"
+    )
 
 
 def outputs_by_name(api: ValohaiClient, execution_id: str) -> dict[str, str]:

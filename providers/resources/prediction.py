@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource
 
-from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
-from providers.client import ValohaiClient, ValohaiNotFound
-from providers.executions import content_tag, read_execution_backed, submit_or_adopt_execution, wait_for_execution
-from providers.idempotent import retry_transient
-from providers.sweep import content_key
+from providers.api.client import ValohaiClient
+from providers.api.credentials import client
+from providers.api.errors import ValohaiNotFound
+from providers.api.statuses import is_terminal
+from providers.resources.adoption import retry_transient
+from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
+from providers.resources.executions import read_execution_backed, submit_or_adopt_execution, wait_for_execution
+from providers.sweep.identity import content_tag, prediction_key
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
 
@@ -57,18 +60,26 @@ class PredictionProvider(ValohaiProvider):
         if props.get("execution_id_from_pipeline"):
             execution = api.get_execution(props["execution_id_from_pipeline"], exclude="outputs")
         else:
-            key = content_key("prediction", props["stack"], props["payload"])
+            key = prediction_key(props["stack"], props["payload"])
             execution = submit_or_adopt_execution(api, props["payload"], content_tag(key))
             progress(f"prediction: execution #{execution.get('counter')}")
-        execution = wait_for_execution(api, execution, label="prediction", timeout=PREDICTION_TIMEOUT_SECONDS,
-                                       report=progress)
+        execution = wait_for_execution(
+            api, execution, label="prediction", timeout=PREDICTION_TIMEOUT_SECONDS, report=progress
+        )
         report_dir = Path(props["report_dir"])
         summary = download_report(api, execution["id"], report_dir)
         progress(f"prediction: report saved in {report_dir}")
-        return CreateResult(execution["id"], {**input_view(props, self.INPUTS), "status": execution["status"],
-                                              "counter": execution.get("counter"), "summary": summary,
-                                              "report_html": str(report_dir / "report" / "index.html"),
-                                              "heatmap_png": str(report_dir / "report" / "heatmap.png")})
+        return CreateResult(
+            execution["id"],
+            {
+                **input_view(props, self.INPUTS),
+                "status": execution["status"],
+                "counter": execution.get("counter"),
+                "summary": summary,
+                "report_html": str(report_dir / "report" / "index.html"),
+                "heatmap_png": str(report_dir / "report" / "heatmap.png"),
+            },
+        )
 
     def read(self, id_: str, props: dict) -> ReadResult:
         return read_execution_backed(id_, props, self.INPUTS)
@@ -77,7 +88,7 @@ class PredictionProvider(ValohaiProvider):
         """A finished prediction is a record; a running one is stopped."""
         api = client(props["host"])
         try:
-            if api.get_execution(id_, exclude="outputs,metadata,events")["status"] not in ("complete", "error", "stopped"):
+            if not is_terminal(api.get_execution(id_, exclude="outputs,metadata,events")["status"]):
                 retry_transient(lambda: api.stop_execution(id_), what=f"stopping execution {id_}")
         except ValohaiNotFound:
             pass
@@ -88,9 +99,31 @@ class Prediction(Resource, module="valohai", name="Prediction"):
     report_html: pulumi.Output[str]
     heatmap_png: pulumi.Output[str]
 
-    def __init__(self, name: str, *, host: Any, stack: str, report_dir: str, payload: Any = None,
-                 execution_id_from_pipeline: Any = None, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(PredictionProvider(), name,
-                         {"host": host, "stack": stack, "report_dir": report_dir, "payload": payload,
-                          "execution_id_from_pipeline": execution_id_from_pipeline, "status": None, "counter": None,
-                          "summary": None, "report_html": None, "heatmap_png": None}, opts)
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: Any,
+        stack: str,
+        report_dir: str,
+        payload: Any = None,
+        execution_id_from_pipeline: Any = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            PredictionProvider(),
+            name,
+            {
+                "host": host,
+                "stack": stack,
+                "report_dir": report_dir,
+                "payload": payload,
+                "execution_id_from_pipeline": execution_id_from_pipeline,
+                "status": None,
+                "counter": None,
+                "summary": None,
+                "report_html": None,
+                "heatmap_png": None,
+            },
+            opts,
+        )

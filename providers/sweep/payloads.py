@@ -9,13 +9,14 @@ predict node, written in valohai.yaml's own pipeline syntax and converted the sa
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import valohai_yaml
 from valohai_yaml.objs import Config, Pipeline
 from valohai_yaml.pipelines.conversion import PipelineConverter
 
-from providers.sweep import Cell, Sweep
+from providers.sweep.config import Cell, Sweep
 
 TRAINING_PIPELINE = "training-pipeline"
 GENERATE_STEP = "generate-harbors"
@@ -36,42 +37,69 @@ def load_config(yaml_text: str) -> Config:
         raise PayloadError(f"valohai.yaml is invalid: {exc}; run `vh lint` to see every problem") from None
     for step in (GENERATE_STEP, "preprocess-dataset", "train", PREDICT_STEP):
         if step not in config.steps:
-            raise PayloadError(f"valohai.yaml has no step {step!r}; the sweep needs steps "
-                               f"generate-harbors, preprocess-dataset, train and predict-models")
+            raise PayloadError(
+                f"valohai.yaml has no step {step!r}; the sweep needs steps "
+                f"generate-harbors, preprocess-dataset, train and predict-models"
+            )
     if TRAINING_PIPELINE not in config.pipelines:
         raise PayloadError(f"valohai.yaml has no pipeline {TRAINING_PIPELINE!r} (nodes preprocess -> train)")
     nodes = {n.name for n in config.pipelines[TRAINING_PIPELINE].nodes}
     if not {PREPROCESS_NODE, TRAIN_NODE} <= nodes:
-        raise PayloadError(f"pipeline {TRAINING_PIPELINE!r} must have nodes 'preprocess' and 'train', has {sorted(nodes)}")
+        raise PayloadError(
+            f"pipeline {TRAINING_PIPELINE!r} must have nodes 'preprocess' and 'train', has {sorted(nodes)}"
+        )
     return config
 
 
-def _node(payload: dict, name: str) -> dict:
+def _node(payload: Mapping[str, Any], name: str) -> dict:
     return next(n for n in payload["nodes"] if n["name"] == name)
 
 
 def _set_cell(preprocess: dict, train: dict, cell: Cell, sweep: Sweep, data: Mapping[str, str]) -> None:
     """Point a preprocess/train node pair at one cell: its harbor's data and its epochs."""
     p = preprocess["template"]
-    p["parameters"].update(dataset_name=cell.harbor, validation_split=sweep.train["validation_split"],
-                           image_size=sweep.data["image_size"])
+    p["parameters"].update(
+        dataset_name=cell.harbor, validation_split=sweep.train["validation_split"], image_size=sweep.data["image_size"]
+    )
     p["inputs"].update(dataset=[data["images"]], labels=[data["labels"]])
     t = train["template"]
-    t["parameters"].update(dataset_name=cell.harbor, epochs=cell.epochs, learning_rate=sweep.train["learning_rate"],
-                           batch_size=sweep.train["batch_size"])
+    t["parameters"].update(
+        dataset_name=cell.harbor,
+        epochs=cell.epochs,
+        learning_rate=sweep.train["learning_rate"],
+        batch_size=sweep.train["batch_size"],
+    )
 
 
-def training_pipeline(config: Config, *, commit: str, project_id: str, cell: Cell, sweep: Sweep,
-                      data: Mapping[str, str], tags: Sequence[str]) -> dict:
+def training_pipeline(
+    config: Config,
+    *,
+    commit: str,
+    project_id: str,
+    cell: Cell,
+    sweep: Sweep,
+    data: Mapping[str, str],
+    tags: Sequence[str],
+) -> dict:
     """One cell's preprocess -> train pipeline, as the seed's parallel script posts it."""
     converted = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={}).convert_pipeline(
-        config.pipelines[TRAINING_PIPELINE])
+        config.pipelines[TRAINING_PIPELINE]
+    )
     _set_cell(_node(converted, PREPROCESS_NODE), _node(converted, TRAIN_NODE), cell, sweep, data)
     return {"project": project_id, "title": cell.title, "tags": list(tags), **converted}
 
 
-def sweep_pipeline(config: Config, *, commit: str, project_id: str, cells: Sequence[Cell], sweep: Sweep,
-                   data_by_harbor: Mapping[str, Mapping[str, str]], tags: Sequence[str], title: str) -> dict:
+def sweep_pipeline(
+    config: Config,
+    *,
+    commit: str,
+    project_id: str,
+    cells: Sequence[Cell],
+    sweep: Sweep,
+    data_by_harbor: Mapping[str, Mapping[str, str]],
+    tags: Sequence[str],
+    title: str,
+) -> dict:
     """The single big pipeline: a preprocess/train pair per cell and one predict node fed by every train node."""
     base = config.pipelines[TRAINING_PIPELINE].serialize()
     nodes: list[dict] = []
@@ -82,15 +110,27 @@ def sweep_pipeline(config: Config, *, commit: str, project_id: str, cells: Seque
         for edge in base["edges"]:
             src_node, src_rest = edge["source"].split(".", 1)
             tgt_node, tgt_rest = edge["target"].split(".", 1)
-            edges.append({**copy.deepcopy(edge), "source": f"{rename[src_node]}.{src_rest}",
-                          "target": f"{rename[tgt_node]}.{tgt_rest}"})
+            edges.append(
+                {
+                    **copy.deepcopy(edge),
+                    "source": f"{rename[src_node]}.{src_rest}",
+                    "target": f"{rename[tgt_node]}.{tgt_rest}",
+                }
+            )
         edges.append({"source": f"{TRAIN_NODE}-{cell.slug}.output.*", "target": f"{PREDICT_NODE}.input.models"})
     nodes.append({"name": PREDICT_NODE, "type": "execution", "step": PREDICT_STEP, "on-error": "stop-all"})
     pipeline = Pipeline.parse({"name": title, "nodes": nodes, "edges": edges})
-    converted = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={}).convert_pipeline(pipeline)
+    converted = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={}).convert_pipeline(
+        pipeline
+    )
     for cell in cells:
-        _set_cell(_node(converted, f"{PREPROCESS_NODE}-{cell.slug}"), _node(converted, f"{TRAIN_NODE}-{cell.slug}"),
-                  cell, sweep, data_by_harbor[cell.harbor])
+        _set_cell(
+            _node(converted, f"{PREPROCESS_NODE}-{cell.slug}"),
+            _node(converted, f"{TRAIN_NODE}-{cell.slug}"),
+            cell,
+            sweep,
+            data_by_harbor[cell.harbor],
+        )
     predict = _node(converted, PREDICT_NODE)["template"]
     harbors = list(dict.fromkeys(c.harbor for c in cells))
     predict["parameters"].update(harbours=harbors)
@@ -99,28 +139,53 @@ def sweep_pipeline(config: Config, *, commit: str, project_id: str, cells: Seque
     return {"project": project_id, "title": title, "tags": list(tags), **converted}
 
 
-def prediction_inputs(harbors: Iterable[str], data_by_harbor: Mapping[str, Mapping[str, str]],
-                      models: Sequence[str]) -> dict[str, list[str]]:
+def prediction_inputs(
+    harbors: Iterable[str], data_by_harbor: Mapping[str, Mapping[str, str]], models: Sequence[str]
+) -> dict[str, list[str]]:
     harbors = list(harbors)
-    inputs = {"dataset": [f"dataset://{h}_test/latest" for h in harbors],
-              "test_labels": [data_by_harbor[h]["test_labels"] for h in harbors if data_by_harbor[h].get("test_labels")]}
+    inputs = {
+        "dataset": [f"dataset://{h}_test/latest" for h in harbors],
+        "test_labels": [data_by_harbor[h]["test_labels"] for h in harbors if data_by_harbor[h].get("test_labels")],
+    }
     if models:
         inputs["models"] = list(models)
     return inputs
 
 
-def generation_execution(*, commit: str, project_id: str, harbor: str, data: Mapping[str, Any],
-                         tags: Sequence[str]) -> dict:
-    return {"project": project_id, "commit": commit, "step": GENERATE_STEP, "title": f"generate-harbors-{harbor}",
-            "parameters": {"harbors": [harbor], **{k: data[k] for k in sorted(data)}},
-            "inputs": {}, "tags": list(tags)}
+def generation_execution(
+    *, commit: str, project_id: str, harbor: str, data: Mapping[str, Any], tags: Sequence[str]
+) -> dict:
+    return {
+        "project": project_id,
+        "commit": commit,
+        "step": GENERATE_STEP,
+        "title": f"generate-harbors-{harbor}",
+        "parameters": {"harbors": [harbor], **{k: data[k] for k in sorted(data)}},
+        "inputs": {},
+        "tags": list(tags),
+    }
 
 
-def prediction_execution(*, commit: str, project_id: str, training_execution_ids: Mapping[str, str],
-                         models: Sequence[str], harbors: Sequence[str],
-                         data_by_harbor: Mapping[str, Mapping[str, str]], tags: Sequence[str]) -> dict:
+def prediction_execution(
+    *,
+    commit: str,
+    project_id: str,
+    training_execution_ids: Mapping[str, str],
+    models: Sequence[str],
+    harbors: Sequence[str],
+    data_by_harbor: Mapping[str, Mapping[str, str]],
+    tags: Sequence[str],
+) -> dict:
     """The seed's final POST: predict-models with the training execution ids (and the models as inputs)."""
-    return {"project": project_id, "commit": commit, "step": PREDICT_STEP, "title": "predict-models",
-            "parameters": {"exec_ids": [training_execution_ids[k] for k in sorted(training_execution_ids)],
-                           "harbours": list(harbors)},
-            "inputs": prediction_inputs(harbors, data_by_harbor, models), "tags": list(tags)}
+    return {
+        "project": project_id,
+        "commit": commit,
+        "step": PREDICT_STEP,
+        "title": "predict-models",
+        "parameters": {
+            "exec_ids": [training_execution_ids[k] for k in sorted(training_execution_ids)],
+            "harbours": list(harbors),
+        },
+        "inputs": prediction_inputs(harbors, data_by_harbor, models),
+        "tags": list(tags),
+    }

@@ -11,35 +11,41 @@ import gzip
 import hashlib
 import io
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource
 
-from providers.base import ValohaiProvider, client, input_view, progress
-from providers.client import ValohaiNotFound
-from providers.idempotent import create_once
+from providers.api.credentials import client
+from providers.api.errors import ValohaiNotFound
+from providers.resources.adoption import create_once
+from providers.resources.base import ValohaiProvider, input_view, progress
 
 PACKAGE_ROOTS = ("valohai.yaml", "steps")
 SKIPPED_PARTS = ("__pycache__", ".valohai", ".ipynb_checkpoints")
 
 
 def package_files(root: Path) -> list[Path]:
+    """What the package holds: valohai.yaml and every file under steps/ but caches, sorted by path."""
     files: list[Path] = []
     for entry in PACKAGE_ROOTS:
         path = root / entry
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files += [p for p in path.rglob("*") if p.is_file() and not any(s in p.parts for s in SKIPPED_PARTS)
-                      and p.suffix not in (".pyc", ".pyo")]
+            files += [
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(s in p.parts for s in SKIPPED_PARTS) and p.suffix not in (".pyc", ".pyo")
+            ]
     if not (root / "valohai.yaml").is_file():
         raise FileNotFoundError(f"no valohai.yaml in {root}")
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def build_package(root: Path, files: Optional[Iterable[Path]] = None) -> bytes:
+def build_package(root: Path, files: Iterable[Path] | None = None) -> bytes:
     """A byte-for-byte reproducible .tgz of the package files."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -54,6 +60,7 @@ def build_package(root: Path, files: Optional[Iterable[Path]] = None) -> bytes:
 
 
 def commit_identifier(tarball: bytes) -> str:
+    """The ad-hoc commit's name, as valohai-cli computes it: `~` + sha256 of the tarball."""
     return "~" + hashlib.sha256(tarball).hexdigest()
 
 
@@ -73,7 +80,9 @@ class CodePackageProvider(ValohaiProvider):
     def check_inputs(self, news):
         problems = []
         if not news.get("project"):
-            problems.append(("project", "valohai:project is not set: run `pulumi config set valohai:project <name or id>`"))
+            problems.append(
+                ("project", "valohai:project is not set: run `pulumi config set valohai:project <name or id>`")
+            )
         return problems
 
     def create(self, props: dict) -> CreateResult:
@@ -82,17 +91,28 @@ class CodePackageProvider(ValohaiProvider):
         tarball = build_package(Path(props["root"]))
         commit = commit_identifier(tarball)
         if commit != props["commit"]:
-            raise RuntimeError(f"the files under {props['root']} changed between preview and update "
-                               f"({props['commit'][:13]} -> {commit[:13]}); run `pulumi up` again")
+            raise RuntimeError(
+                f"the files under {props['root']} changed between preview and update "
+                f"({props['commit'][:13]} -> {commit[:13]}); run `pulumi up` again"
+            )
         found, existed = create_once(
             lambda: api.import_package(project["id"], tarball, description="valohai-pipelines-as-code package"),
-            lambda: api.find_commit(project["id"], commit), what=f"code package {commit[:13]}")
+            lambda: api.find_commit(project["id"], commit),
+            what=f"code package {commit[:13]}",
+        )
         if not existed:
             progress(f"uploaded code package {commit[:13]} ({len(tarball)} bytes) to project {project['name']}")
         if found.get("identifier") != commit:
             raise RuntimeError(f"the server named the package {found.get('identifier')!r}, expected {commit!r}")
-        return CreateResult(commit, {**input_view(props, self.INPUTS), "project_id": project["id"],
-                                     "project_name": project["name"], "size": len(tarball)})
+        return CreateResult(
+            commit,
+            {
+                **input_view(props, self.INPUTS),
+                "project_id": project["id"],
+                "project_name": project["name"],
+                "size": len(tarball),
+            },
+        )
 
     def read(self, id_: str, props: dict) -> ReadResult:
         try:
@@ -111,8 +131,20 @@ class CodePackage(Resource, module="valohai", name="CodePackage"):
     project_id: pulumi.Output[str]
     commit: pulumi.Output[str]
 
-    def __init__(self, name: str, *, host: Any, project: Any, root: str, commit: str,
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(CodePackageProvider(), name,
-                         {"host": host, "project": project, "root": root, "commit": commit,
-                          "project_id": None, "project_name": None, "size": None}, opts)
+    def __init__(
+        self, name: str, *, host: Any, project: Any, root: str, commit: str, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            CodePackageProvider(),
+            name,
+            {
+                "host": host,
+                "project": project,
+                "root": root,
+                "commit": commit,
+                "project_id": None,
+                "project_name": None,
+                "size": None,
+            },
+            opts,
+        )

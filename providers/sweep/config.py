@@ -1,36 +1,28 @@
 """The sweep as a small typed model: what the user declared, validated once, with errors that name the
-key and the fix. Pure: no I/O, no Pulumi, so it is tested directly and used by the program and by the
-providers' `check` alike."""
+key and the fix. No Pulumi and no HTTP, so it is tested directly and used by the program and the
+providers' `check` alike. Defaults and ranges of the parameters come from valohai.yaml
+(`providers.sweep.parameters`); the harbor-name rule from `steps/harbor_names.py`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 
-from providers.client import dumps_stable
+from providers.sweep.parameters import (
+    ParameterSpec,
+    data_parameters,
+    defaults,
+    epochs_parameter,
+    training_parameters,
+)
+from steps.harbor_names import is_harbor_name
 
 MODES = ("parallel", "single")
-HARBOR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_CELLS = 500
-
-# Training parameters shared by every cell, with their type and allowed range.
-TRAIN_PARAMETERS: dict[str, tuple[type, float, float]] = {
-    "learning_rate": (float, 1e-6, 1.0),
-    "batch_size": (int, 1, 4096),
-    "validation_split": (float, 0.05, 0.9),
-}
-DEFAULT_TRAIN_PARAMETERS = {"learning_rate": 0.001, "batch_size": 32, "validation_split": 0.3}
-
-# Sizes of the generated data.
-DATA_PARAMETERS: dict[str, tuple[type, float, float]] = {
-    "image_size": (int, 16, 256),
-    "images_per_class": (int, 4, 5000),
-    "test_images_per_harbor": (int, 1, 2000),
-    "seed": (int, 0, 2**31 - 1),
-}
-DEFAULT_DATA_PARAMETERS = {"image_size": 48, "images_per_class": 60, "test_images_per_harbor": 30, "seed": 42}
+WAIT_TIMEOUT_MINUTES = (0.1, 7 * 24 * 60)  # range of wait_timeout_minutes (default 120)
 
 
 class SweepConfigError(ValueError):
@@ -62,11 +54,13 @@ class Cell:
 
 @dataclass(frozen=True)
 class Sweep:
+    """The whole declared sweep; `train` and `data` default to valohai.yaml's defaults."""
+
     harbors: tuple[str, ...]
     epochs: tuple[int, ...]
     mode: str = "parallel"
-    train: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_TRAIN_PARAMETERS))
-    data: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_DATA_PARAMETERS))
+    train: Mapping[str, Any] = field(default_factory=lambda: defaults(training_parameters()))
+    data: Mapping[str, Any] = field(default_factory=lambda: defaults(data_parameters()))
     wait_timeout_minutes: float = 120.0
 
     @property
@@ -92,23 +86,33 @@ def _number(value: Any, key: str, kind: type, low: float, high: float) -> Any:
         raise SweepConfigError(f"{key} must be a number between {low} and {high}, got {value!r}")
     try:
         number = kind(value)
-        if kind is int and (isinstance(value, float) and not value.is_integer() or
-                            isinstance(value, str) and not re.fullmatch(r"\s*-?\d+\s*", value)):
+        if kind is int and (
+            (isinstance(value, float) and not value.is_integer())
+            or (isinstance(value, str) and not re.fullmatch(r"\s*-?\d+\s*", value))
+        ):
             raise ValueError
     except (TypeError, ValueError):
-        raise SweepConfigError(f"{key} must be {'a whole number' if kind is int else 'a number'} "
-                               f"between {low:g} and {high:g}, got {value!r}") from None
+        raise SweepConfigError(
+            f"{key} must be {'a whole number' if kind is int else 'a number'} between {low:g} and {high:g}, got {value!r}"
+        ) from None
     if not low <= number <= high:
         raise SweepConfigError(f"{key} must be between {low:g} and {high:g}, got {number!r}")
     return number
 
 
+def _declared(value: Any, key: str, spec: ParameterSpec) -> Any:
+    """A value of a parameter valohai.yaml declares, checked against its type and range."""
+    return _number(value, key, spec.kind, spec.low, spec.high)
+
+
 def parse_harbors(value: Any) -> tuple[str, ...]:
     harbors = [str(h).strip() for h in _list_of(value, "harbors", "[harbor_A, harbor_B]")]
     for h in harbors:
-        if not HARBOR_NAME.match(h):
-            raise SweepConfigError(f"harbors: {h!r} is not a valid harbor name: use letters, digits, '_', '-' or '.' "
-                                   f"(it names datasets such as dataset://{'<harbor>'}_train)")
+        if not is_harbor_name(h):
+            raise SweepConfigError(
+                f"harbors: {h!r} is not a valid harbor name: use letters, digits, '_', '-' or '.' "
+                f"(it names datasets such as dataset://<harbor>_train)"
+            )
     dupes = sorted({h for h in harbors if harbors.count(h) > 1})
     if dupes:
         raise SweepConfigError(f"harbors lists {', '.join(dupes)} more than once: each harbor may appear once")
@@ -116,20 +120,23 @@ def parse_harbors(value: Any) -> tuple[str, ...]:
 
 
 def parse_epochs(value: Any) -> tuple[int, ...]:
-    epochs = [_number(e, "epochs", int, 1, 1000) for e in _list_of(value, "epochs", "[2, 5]")]
+    spec = epochs_parameter()
+    epochs = [_declared(e, "epochs", spec) for e in _list_of(value, "epochs", "[2, 5]")]
     dupes = sorted({e for e in epochs if epochs.count(e) > 1})
     if dupes:
-        raise SweepConfigError(f"epochs lists {', '.join(map(str, dupes))} more than once: duplicate cells are not allowed")
+        raise SweepConfigError(
+            f"epochs lists {', '.join(map(str, dupes))} more than once: duplicate cells are not allowed"
+        )
     return tuple(epochs)
 
 
-def _parameters(value: Optional[Mapping[str, Any]], spec: dict, defaults: dict, key: str) -> dict[str, Any]:
+def _parameters(value: Mapping[str, Any] | None, specs: dict[str, ParameterSpec], key: str) -> dict[str, Any]:
     given = dict(value or {})
-    unknown = sorted(set(given) - set(spec))
+    unknown = sorted(set(given) - set(specs))
     if unknown:
-        raise SweepConfigError(f"{key} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(spec))}")
-    merged = {**defaults, **given}
-    return {k: _number(merged[k], f"{key}.{k}", *spec[k]) for k in sorted(spec)}
+        raise SweepConfigError(f"{key} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(specs))}")
+    merged = {**defaults(specs), **given}
+    return {k: _declared(merged[k], f"{key}.{k}", specs[k]) for k in sorted(specs)}
 
 
 def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
@@ -145,15 +152,14 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
         harbors=parse_harbors(raw["harbors"]),
         epochs=parse_epochs(raw["epochs"]),
         mode=mode,
-        train=_parameters(raw.get("training"), TRAIN_PARAMETERS, DEFAULT_TRAIN_PARAMETERS, "training"),
-        data=_parameters(raw.get("data"), DATA_PARAMETERS, DEFAULT_DATA_PARAMETERS, "data"),
-        wait_timeout_minutes=_number(raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, 0.1, 7 * 24 * 60),
+        train=_parameters(raw.get("training"), training_parameters(), "training"),
+        data=_parameters(raw.get("data"), data_parameters(), "data"),
+        wait_timeout_minutes=_number(
+            raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, *WAIT_TIMEOUT_MINUTES
+        ),
     )
     if len(sweep.cells) > MAX_CELLS:
-        raise SweepConfigError(f"the sweep has {len(sweep.cells)} cells (harbors x epochs); at most {MAX_CELLS} are allowed")
+        raise SweepConfigError(
+            f"the sweep has {len(sweep.cells)} cells (harbors x epochs); at most {MAX_CELLS} are allowed"
+        )
     return sweep
-
-
-def content_key(*parts: Any) -> str:
-    """A deterministic key for anything built from JSON-like parts (cells, datasets, payloads)."""
-    return hashlib.sha256(dumps_stable(parts).encode()).hexdigest()

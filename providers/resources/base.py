@@ -1,77 +1,19 @@
-"""What every Valohai dynamic provider shares: credentials, API clients, input checks and the diff.
+"""What every provider shares: configure (the token), the common checks, and a key-aware diff.
 
-Why a module-level credential store: the provider object is pickled into state (`__provider`), so the
-token must never live on it. The engine calls `configure()` in the provider process with the whole stack
-config; the token is kept here, in that process's memory only, with `VALOHAI_API_TOKEN` as the fallback.
-Clients are created lazily, one per host, and the host is checked once per process (one `users/me` call),
-so a missing token or an unreachable host fails `check` at preview, before anything is created.
+The token itself is kept by `providers.api.credentials`, never on the provider object (which is pickled
+into state).
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pulumi.dynamic import CheckFailure, CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 
-from providers.client import RetryPolicy, ValohaiClient, ValohaiError, dumps_stable
-
-TOKEN_CONFIG_KEY = "valohai:token"
-TOKEN_ENV = "VALOHAI_API_TOKEN"
-TERMINAL_BAD = ("error", "stopped", "crashed")
-INTERNAL_KEYS = ("__provider",)
-
-_lock = threading.Lock()
-_token_from_config: Optional[str] = None
-_clients: dict[str, ValohaiClient] = {}
-_verified: dict[str, Optional[str]] = {}  # host -> None when fine, else the error message
-client_factory: Callable[[str, str], ValohaiClient] = lambda host, token: ValohaiClient(host, token, retry=RetryPolicy())
-
-
-def set_token(token: Optional[str]) -> None:
-    global _token_from_config
-    with _lock:
-        _token_from_config = token or None
-        _clients.clear()
-        _verified.clear()
-
-
-def current_token() -> Optional[str]:
-    return _token_from_config or os.environ.get(TOKEN_ENV) or None
-
-
-def client(host: str) -> ValohaiClient:
-    token = current_token()
-    if not token:
-        raise ValohaiError(missing_token_message())
-    with _lock:
-        if host not in _clients:
-            _clients[host] = client_factory(host, token)
-        return _clients[host]
-
-
-def missing_token_message() -> str:
-    return (f"no Valohai API token: run `pulumi config set --secret {TOKEN_CONFIG_KEY} <token>` "
-            f"or export {TOKEN_ENV}")
-
-
-def verify_access(host: str) -> Optional[str]:
-    """One `users/me` call per host and process; returns an error message, or None when all is well."""
-    if not current_token():
-        return missing_token_message()
-    with _lock:
-        if host in _verified:
-            return _verified[host]
-    try:
-        client(host).me()
-        problem = None
-    except (ValohaiError, ValueError) as exc:
-        problem = str(exc)
-    with _lock:
-        _verified[host] = problem
-    return problem
+from providers.api.credentials import TOKEN_CONFIG_KEY, set_token, verify_access
+from providers.api.statuses import is_failed
+from providers.sweep.identity import canonical_json
 
 
 def progress(message: str) -> None:
@@ -102,7 +44,7 @@ class ValohaiProvider(ResourceProvider):
         token = None
         try:
             token = req.config.get(TOKEN_CONFIG_KEY)
-        except Exception:  # noqa: BLE001 - absent or unreadable config means "use the env fallback"
+        except Exception:
             token = None
         set_token(token)
 
@@ -112,7 +54,9 @@ class ValohaiProvider(ResourceProvider):
         problems: list[tuple[str, str]] = []
         host = news.get("host")
         if not host or not isinstance(host, str):
-            problems.append(("host", "valohai:host is not set: run `pulumi config set valohai:host http://127.0.0.1:8040`"))
+            problems.append(
+                ("host", "valohai:host is not set: run `pulumi config set valohai:host http://127.0.0.1:8040`")
+            )
         elif not is_unknown(host):
             problem = verify_access(host)
             if problem:
@@ -141,9 +85,9 @@ class ValohaiProvider(ResourceProvider):
             progress(f"{type(self).__name__} {_id}: changes in {detail}")
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
 
-    def remote_problem(self, outs: Mapping[str, Any]) -> Optional[str]:
+    def remote_problem(self, outs: Mapping[str, Any]) -> str | None:
         """The output key to blame when the remote object ended badly (so the cell is re-run)."""
-        if outs.get("status") in TERMINAL_BAD:
+        if is_failed(outs.get("status")):
             return "status"
         return None
 
@@ -153,7 +97,7 @@ def changed(old: Any, new: Any) -> bool:
     through deepdiff (imported on first use: it pulls in numpy and pydantic, seconds per provider process)."""
     if is_unknown(new):
         return True
-    if dumps_stable(integral_numbers(old)) == dumps_stable(integral_numbers(new)):
+    if canonical_json(integral_numbers(old)) == canonical_json(integral_numbers(new)):
         return False
     from deepdiff import DeepDiff
 
@@ -163,10 +107,6 @@ def changed(old: Any, new: Any) -> bool:
 def input_view(outs: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     """The input-shaped part of stored outputs, for `ReadResult(inputs=…)`."""
     return {k: outs[k] for k in keys if k in outs}
-
-
-def eprint(*args: Any) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 def integral_numbers(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """`TrainingPipeline` (one per sweep cell) and `SweepPipeline` (single mode): a Valohai pipeline with a payload.
 
-Create submits and returns at once (the wait is `TrainingResults`' job, see design: the provider server
-runs at most 4 calls at a time). Identity is content: the key is a hash of the stack and the payload, and
+Create submits and returns at once (the wait is `TrainingResults`' job: the provider server runs at
+most 4 calls at a time, so a provider that waited per cell would run at most 4 cells at once). Identity is content: the key is a hash of the stack and the payload, and
 it rides along as a pipeline tag, so create adopts a pipeline already made for this key (after a killed
 `pulumi up`, or a retried POST) instead of making a duplicate. Read reports the live status, and a
 pipeline that errored, was stopped, or was deleted outside the tool is planned for re-creation.
@@ -9,22 +9,17 @@ pipeline that errored, was stopped, or was deleted outside the tool is planned f
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource
 
-from providers.base import ValohaiProvider, client, input_view, integral_numbers, is_unknown, progress
-from providers.client import ValohaiNotFound
-from providers.executions import content_tag, find_adoptable
-from providers.idempotent import create_once, retry_transient
-from providers.sweep import content_key
-
-TRAIN_NODE_PREFIX = "train"
-
-
-def pipeline_key(stack: str, payload: dict) -> str:
-    return content_key("pipeline", stack, payload)
+from providers.api.credentials import client
+from providers.api.errors import ValohaiNotFound
+from providers.api.statuses import is_terminal
+from providers.resources.adoption import create_once, find_adoptable, retry_transient
+from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
+from providers.sweep.identity import content_tag, pipeline_key
 
 
 def node_executions(pipeline: dict) -> dict[str, dict]:
@@ -32,14 +27,22 @@ def node_executions(pipeline: dict) -> dict[str, dict]:
     found = {}
     for node in pipeline.get("nodes", []):
         execution = node.get("execution") or {}
-        found[node["name"]] = {"id": execution.get("id"), "counter": execution.get("counter"),
-                               "status": execution.get("status") or node.get("status")}
+        found[node["name"]] = {
+            "id": execution.get("id"),
+            "counter": execution.get("counter"),
+            "status": execution.get("status") or node.get("status"),
+        }
     return found
 
 
 def live_outputs(pipeline: dict) -> dict[str, Any]:
-    return {"status": pipeline.get("status"), "counter": pipeline.get("counter"), "url": (pipeline.get("urls") or {}).get("display"),
-            "live_title": pipeline.get("title"), "nodes": node_executions(pipeline)}
+    return {
+        "status": pipeline.get("status"),
+        "counter": pipeline.get("counter"),
+        "url": (pipeline.get("urls") or {}).get("display"),
+        "live_title": pipeline.get("title"),
+        "nodes": node_executions(pipeline),
+    }
 
 
 class PipelineProvider(ValohaiProvider):
@@ -60,11 +63,16 @@ class PipelineProvider(ValohaiProvider):
     def diff(self, id_: str, olds: dict, news: dict) -> DiffResult:
         result = super().diff(id_, olds, news)
         if "payload" in (result.replaces or []) and isinstance(news.get("payload"), dict):
-            from deepdiff import DeepDiff  # only when something changed; see base.changed
+            from deepdiff import DeepDiff  # only when something changed; see resources.base.changed
 
             changes = DeepDiff(olds.get("payload"), news["payload"], ignore_numeric_type_changes=True)
-            paths = sorted({p.replace("root", "payload") for kind in changes.values() for p in
-                            (kind.keys() if isinstance(kind, dict) else kind)})[:6]
+            paths = sorted(
+                {
+                    p.replace("root", "payload")
+                    for kind in changes.values()
+                    for p in (kind.keys() if isinstance(kind, dict) else kind)
+                }
+            )[:6]
             progress(f"{olds.get('label', id_)}: payload changed at {', '.join(paths)}")
         return result
 
@@ -82,7 +90,8 @@ class PipelineProvider(ValohaiProvider):
         pipeline, adopted = create_once(
             lambda: api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]}),
             lambda: find_adoptable(api.list_pipelines(payload["project"], title=payload["title"]), tag),
-            what=f"the pipeline for {props['label']}")
+            what=f"the pipeline for {props['label']}",
+        )
         if adopted:
             progress(f"{props['label']}: adopted existing pipeline #{pipeline.get('counter')} ({pipeline['status']})")
         else:
@@ -102,7 +111,7 @@ class PipelineProvider(ValohaiProvider):
     def delete(self, id_: str, props: dict) -> None:
         api = client(props["host"])
         try:
-            if props.get("status") not in ("complete", "error", "stopped"):
+            if not is_terminal(props.get("status")):
                 retry_transient(lambda: api.stop_pipeline(id_), what=f"stopping pipeline {id_}")
             api.delete_pipeline(id_)
         except ValohaiNotFound:
@@ -111,13 +120,29 @@ class PipelineProvider(ValohaiProvider):
 
 class _PipelineResource(Resource):
     status: pulumi.Output[str]
+    counter: pulumi.Output[int]
     nodes: pulumi.Output[dict]
 
-    def __init__(self, name: str, *, host: Any, payload: Any, stack: str, label: str,
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(PipelineProvider(), name,
-                         {"host": host, "payload": payload, "stack": stack, "label": label, "key": None,
-                          "status": None, "counter": None, "url": None, "live_title": None, "nodes": None}, opts)
+    def __init__(
+        self, name: str, *, host: Any, payload: Any, stack: str, label: str, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            PipelineProvider(),
+            name,
+            {
+                "host": host,
+                "payload": payload,
+                "stack": stack,
+                "label": label,
+                "key": None,
+                "status": None,
+                "counter": None,
+                "url": None,
+                "live_title": None,
+                "nodes": None,
+            },
+            opts,
+        )
 
 
 class TrainingPipeline(_PipelineResource, module="valohai", name="TrainingPipeline"):

@@ -1,7 +1,7 @@
 """`TrainingResults`: waits for every pipeline of the sweep in one loop, then collects what they made.
 
-One resource for the whole sweep (see design: cell resources return at submission, so the sweep runs in
-parallel however many cells there are). Its outputs are the seed's final product: the training execution
+One resource for the whole sweep (cell resources return at submission, so the sweep runs in parallel
+however many cells there are). Its outputs are the seed's final product: the training execution
 id per cell, plus each cell's metrics and model datums. A failed cell fails this resource with the cell's
 name and a pointer to its logs; the cells that finished stay finished, and the next `pulumi up` replaces
 only the failed one and waits again.
@@ -9,29 +9,33 @@ only the failed one and waits again.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
-from providers.base import ValohaiProvider, client, input_view, integral_numbers, progress
-from providers.client import ValohaiClient, ValohaiTransient
-from providers.executions import failure_message
-from providers.waiting import DONE, FAILED, TERMINAL, summarize, wait_for
+from providers.api.client import ValohaiClient
+from providers.api.credentials import client
+from providers.api.errors import ValohaiTransient
+from providers.api.statuses import CREATED, DONE, ERROR, is_failed, is_terminal
+from providers.api.waiting import summarize, wait_for
+from providers.resources.base import ValohaiProvider, input_view, integral_numbers, progress
+from providers.resources.executions import failure_message
 
 METRIC_KEYS = ("val_accuracy", "val_loss", "accuracy", "loss")
 PREDICT_CELL = "(prediction)"
 
 
-def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, Optional[dict]]:
+def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, dict | None]:
     """A cell's status is its node's, except that a pipeline that ended takes the unfinished node with it."""
     node = next((n for n in pipeline.get("nodes", []) if n["name"] == node_name), None)
     if node is None:
-        return "error", None
+        return ERROR, None
     execution = node.get("execution")
-    status = (execution or {}).get("status") or node.get("status") or "created"
-    if status != DONE and pipeline.get("status") in TERMINAL:
-        status = pipeline["status"] if pipeline["status"] in FAILED else "error"
+    status = (execution or {}).get("status") or node.get("status") or CREATED
+    if status != DONE and is_terminal(pipeline.get("status")):
+        status = pipeline["status"] if is_failed(pipeline["status"]) else ERROR
     return status, execution
 
 
@@ -65,9 +69,9 @@ class TrainingResultsProvider(ValohaiProvider):
         watched: dict[str, tuple[str, str]] = {name: (c["pipeline"], c["node"]) for name, c in props["cells"].items()}
         if props.get("predict"):
             watched[PREDICT_CELL] = (props["predict"]["pipeline"], props["predict"]["node"])
-        executions: dict[str, Optional[dict]] = {}
+        executions: dict[str, dict | None] = {}
         pipelines_done: dict[str, dict] = {}
-        pipeline_counters: dict[str, Optional[int]] = {}
+        pipeline_counters: dict[str, int | None] = {}
 
         def poll() -> dict[str, str]:
             fresh: dict[str, dict] = {}
@@ -79,7 +83,7 @@ class TrainingResultsProvider(ValohaiProvider):
                 states[name], executions[name] = cell_state(pipeline, node_name)
             for pipeline_id, pipeline in fresh.items():
                 pipeline_counters[pipeline_id] = pipeline.get("counter")
-                if pipeline.get("status") in TERMINAL:
+                if is_terminal(pipeline.get("status")):
                     pipelines_done[pipeline_id] = pipeline
             return states
 
@@ -91,18 +95,23 @@ class TrainingResultsProvider(ValohaiProvider):
                 last_line["summary"] = summary
                 progress(f"sweep: {summary} ({elapsed:.0f}s)")
 
-        states = wait_for(poll, timeout=float(props["timeout_seconds"]), on_progress=report,
-                          tolerate=(ValohaiTransient,))
+        states = wait_for(
+            poll, timeout=float(props["timeout_seconds"]), on_progress=report, tolerate=(ValohaiTransient,)
+        )
         failed = sorted(n for n, s in states.items() if s != DONE)
         if failed:
-            lines = [failure_message(api, executions[n] or {"status": states[n]}, n,
-                                     pipeline_counters.get(watched[n][0])) for n in failed]
-            raise RuntimeError(f"{len(failed)} of {len(states)} sweep cells failed; finished cells are kept and the "
-                               f"next `pulumi up` re-runs only these:\n  " + "\n  ".join(lines))
+            lines = [
+                failure_message(api, executions[n] or {"status": states[n]}, n, pipeline_counters.get(watched[n][0]))
+                for n in failed
+            ]
+            raise RuntimeError(
+                f"{len(failed)} of {len(states)} sweep cells failed; finished cells are kept and the "
+                f"next `pulumi up` re-runs only these:\n  " + "\n  ".join(lines)
+            )
         return {**input_view(props, self.INPUTS), **self._results(api, executions)}
 
     @staticmethod
-    def _results(api: ValohaiClient, executions: Mapping[str, Optional[dict]]) -> dict:
+    def _results(api: ValohaiClient, executions: Mapping[str, dict | None]) -> dict:
         ids, metrics, models = {}, {}, {}
         for name, execution in sorted(executions.items()):
             if name == PREDICT_CELL or execution is None:
@@ -111,11 +120,18 @@ class TrainingResultsProvider(ValohaiProvider):
             detail = api.get_execution(execution["id"], exclude="outputs,events")
             meta = detail.get("cumulative_metadata") or {}
             metrics[name] = {k: meta[k] for k in METRIC_KEYS if k in meta}
-            models[name] = sorted(f"datum://{d['id']}" for d in api.execution_outputs(execution["id"])
-                                  if d["name"].endswith((".keras", ".json")))
+            models[name] = sorted(
+                f"datum://{d['id']}"
+                for d in api.execution_outputs(execution["id"])
+                if d["name"].endswith((".keras", ".json"))
+            )
         predict = executions.get(PREDICT_CELL)
-        return {"training_execution_ids": ids, "metrics": metrics, "model_uris": models,
-                "prediction_execution_id": predict["id"] if predict else None}
+        return {
+            "training_execution_ids": ids,
+            "metrics": metrics,
+            "model_uris": models,
+            "prediction_execution_id": predict["id"] if predict else None,
+        }
 
 
 class TrainingResults(Resource, module="valohai", name="TrainingResults"):
@@ -124,9 +140,28 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
     model_uris: pulumi.Output[dict]
     prediction_execution_id: pulumi.Output[str]
 
-    def __init__(self, name: str, *, host: Any, cells: Any, timeout_seconds: float, predict: Any = None,
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(TrainingResultsProvider(), name,
-                         {"host": host, "cells": cells, "predict": predict, "timeout_seconds": timeout_seconds,
-                          "training_execution_ids": None, "metrics": None, "model_uris": None,
-                          "prediction_execution_id": None}, opts)
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: Any,
+        cells: Any,
+        timeout_seconds: float,
+        predict: Any = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            TrainingResultsProvider(),
+            name,
+            {
+                "host": host,
+                "cells": cells,
+                "predict": predict,
+                "timeout_seconds": timeout_seconds,
+                "training_execution_ids": None,
+                "metrics": None,
+                "model_uris": None,
+                "prediction_execution_id": None,
+            },
+            opts,
+        )

@@ -9,12 +9,11 @@ and stop at a deadline with the names of what is unfinished. The clock is inject
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
-DONE = "complete"
-FAILED = frozenset({"error", "stopped", "crashed"})
-TERMINAL = FAILED | {DONE}
+from providers.api.statuses import DONE, is_failed, is_terminal
 
 
 class Clock(Protocol):
@@ -53,14 +52,21 @@ class Backoff:
 
 class WaitTimeout(Exception):
     def __init__(self, unfinished: list[str], seconds: float) -> None:
-        super().__init__(f"gave up after {seconds:.0f}s waiting for: {', '.join(unfinished)} "
-                         f"(raise wait_timeout_minutes in the stack config to wait longer)")
+        super().__init__(
+            f"gave up after {seconds:.0f}s waiting for: {', '.join(unfinished)} "
+            f"(raise wait_timeout_minutes in the stack config to wait longer)"
+        )
         self.unfinished = unfinished
 
 
-def wait_for(poll: Callable[[], Mapping[str, str]], *, timeout: float,
-             on_progress: Callable[[Mapping[str, str], float], None] = lambda states, elapsed: None,
-             backoff: Backoff | None = None, tolerate: tuple[type[BaseException], ...] = ()) -> dict[str, str]:
+def wait_for(
+    poll: Callable[[], Mapping[str, str]],
+    *,
+    timeout: float,
+    on_progress: Callable[[Mapping[str, str], float], None] = lambda states, elapsed: None,
+    backoff: Backoff | None = None,
+    tolerate: tuple[type[BaseException], ...] = (),
+) -> dict[str, str]:
     """Call `poll()` (name -> status) until every status is terminal or the deadline passes.
 
     Returns the final statuses. Progress is reported whenever the statuses change, so logs stay short.
@@ -82,15 +88,16 @@ def wait_for(poll: Callable[[], Mapping[str, str]], *, timeout: float,
             on_progress(states, elapsed)
             backoff.reset()  # something moved: look again soon
             last = states
-        if all(s in TERMINAL for s in states.values()):
+        if all(is_terminal(s) for s in states.values()):
             return states
         if elapsed >= timeout:
-            raise WaitTimeout(sorted(n for n, s in states.items() if s not in TERMINAL), elapsed)
+            raise WaitTimeout(sorted(n for n, s in states.items() if not is_terminal(s)), elapsed)
         clock.sleep(min(backoff.next_delay(), max(timeout - elapsed, 0.01)))
 
 
 def summarize(states: Mapping[str, str]) -> str:
+    """One progress line for many objects: `3/4 done, 1 running, 0 failed`."""
     done = sum(1 for s in states.values() if s == DONE)
-    failed = sum(1 for s in states.values() if s in FAILED)
+    failed = sum(1 for s in states.values() if is_failed(s))
     running = len(states) - done - failed
     return f"{done}/{len(states)} done, {running} running, {failed} failed"

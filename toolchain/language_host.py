@@ -12,7 +12,8 @@ providers are all the real ones.
 It implements what `preview`, `up`, `refresh`, `destroy` and `stack` commands need: `Handshake`,
 `GetPluginInfo`, `GetRequiredPlugins`, `GetRequiredPackages`, `GetProgramDependencies`, `About`,
 `InstallDependencies` (a no-op: the project's venv is managed by `make setup`) and `Run`.
-Started by the `pulumi-language-python` shim: `python -u -m providers.language_host [flags] [engine]`.
+Started by the `pulumi-language-python` shim that scripts/install-pulumi.sh writes:
+`python -u -m toolchain.language_host [flags] [engine]`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import sys
 import threading
 from concurrent import futures
 from pathlib import Path
-from typing import Optional
 
 import grpc
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
@@ -43,7 +43,7 @@ def host_version() -> str:
     return "v" + version("pulumi")
 
 
-def find_exec_script(given: Optional[str] = None) -> Path:
+def find_exec_script(given: str | None = None) -> Path:
     """The exec script sits next to the host shim on PATH, exactly where the Go host looks for it."""
     if given:
         return Path(given)
@@ -168,7 +168,7 @@ def engine_alive(address: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def watch_engine(host: "PythonLanguageHost", stop: threading.Event, interval: float = 1.0, misses: int = 3) -> None:
+def watch_engine(host: PythonLanguageHost, stop: threading.Event, interval: float = 1.0, misses: int = 3) -> None:
     """Exit when the engine is gone (the CLI was killed): otherwise this process and the program it runs
     would live on as orphans, since the CLI starts plugins in process groups of their own."""
     missed = 0
@@ -182,9 +182,9 @@ def watch_engine(host: "PythonLanguageHost", stop: threading.Event, interval: fl
             stop.set()
 
 
-def parse_args(argv: list[str]) -> tuple[Optional[str], str, bool]:
+def parse_args(argv: list[str]) -> tuple[str | None, str, bool]:
     """Accept the Go host's flags (`-tracing`, `-use-executor`, `-version`, `-root`) and the engine address."""
-    executor: Optional[str] = None
+    executor: str | None = None
     show_version = False
     positional: list[str] = []
     it = iter(argv)
@@ -202,7 +202,7 @@ def parse_args(argv: list[str]) -> tuple[Optional[str], str, bool]:
     return executor, (positional[0] if positional else ""), show_version
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     executor, engine_address, show_version = parse_args(sys.argv[1:] if argv is None else argv)
     if show_version:
         print(host_version())
@@ -217,7 +217,7 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     stop = threading.Event()
 
-    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+    def on_signal(signum, frame):
         host.interrupt_children()
         stop.set()
 

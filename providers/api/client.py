@@ -1,85 +1,40 @@
-"""One small Valohai API client, shared by the providers, the tests and the scripts.
+"""One small Valohai API client, shared by the providers, the tests and the scripts: HTTP only.
 
 Why one client: retries, error messages and token hygiene are decided once. Every call goes through
 `ValohaiClient.request`, which
 - retries 429/5xx and connection errors with exponential backoff, honouring `Retry-After` (urllib3 Retry);
 - retries idempotent methods (GET, DELETE, …) also when a response is cut off mid-body;
 - never retries a POST by itself: a POST whose answer was lost may have been applied, so the providers
-  retry creates through `providers.idempotent`, which looks for the object by its content tag first;
-- raises typed errors carrying the server's own message, never the token (`ValohaiTransient` for what
-  may succeed if tried again: 5xx, 429, a dropped connection, a time-out).
+  retry creates through `providers.resources.adoption`, which looks for the object by its content tag first;
+- raises the typed errors of `providers.api.errors`, carrying the server's own message, never the token
+  (`ValohaiTransient` for what may succeed if tried again: 5xx, 429, a dropped connection, a time-out).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-log = logging.getLogger(__name__)
+from providers.api.errors import (
+    TRANSIENT_STATUSES,
+    ValohaiError,
+    ValohaiNotFound,
+    ValohaiTransient,
+    ValohaiUnreachable,
+    http_error,
+)
 
 API_PREFIX = "/api/v0/"
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 # Failures urllib3 cannot retry because they happen after the response started (a body cut short).
 BROKEN_EXCHANGE = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
-
-
-class ValohaiError(Exception):
-    """An API call failed; `status` is the HTTP status (0 when the server was not reached)."""
-
-    def __init__(self, message: str, *, status: int = 0, method: str = "", path: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.method = method
-        self.path = path
-
-
-class ValohaiAuthError(ValohaiError):
-    """401/403: the token is missing, wrong, or lacks access."""
-
-
-class ValohaiNotFound(ValohaiError):
-    """404: the object does not exist (or was deleted outside this tool)."""
-
-
-class ValohaiBadRequest(ValohaiError):
-    """400: the server rejected the payload; the message holds its field errors."""
-
-
-class ValohaiTransient(ValohaiError):
-    """5xx, 429, a dropped connection or a time-out: the call may succeed if tried again (and a POST
-    may already have been applied)."""
-
-
-class ValohaiUnreachable(ValohaiTransient):
-    """The host could not be reached at all, after retries."""
-
-
-def format_error_body(body: Any) -> str:
-    """Flatten Valohai/DRF error bodies (`detail`, `message`, `{field: [..]}`) into one line."""
-    if isinstance(body, Mapping):
-        for key in ("detail", "message", "error"):
-            if isinstance(body.get(key), str):
-                return body[key]
-        parts = []
-        for field, value in body.items():
-            if isinstance(value, list):
-                value = "; ".join(v.get("message", str(v)) if isinstance(v, Mapping) else str(v) for v in value)
-            elif isinstance(value, Mapping):
-                value = format_error_body(value)
-            parts.append(f"{field}: {value}")
-        return ", ".join(parts)
-    if isinstance(body, list):
-        return "; ".join(format_error_body(b) for b in body)
-    return str(body)
 
 
 @dataclass(frozen=True)
@@ -91,6 +46,10 @@ class RetryPolicy:
     backoff_max: float = 10.0
     timeout: float = 30.0
 
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt + 1` of what urllib3 cannot retry itself."""
+        return min(self.backoff_factor * 2**attempt, self.backoff_max)
+
     def to_urllib3(self) -> Retry:
         return Retry(
             total=self.total,
@@ -99,8 +58,8 @@ class RetryPolicy:
             status=self.total,
             backoff_factor=self.backoff_factor,
             backoff_max=self.backoff_max,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=IDEMPOTENT_METHODS,  # POSTs are retried by providers.idempotent
+            status_forcelist=TRANSIENT_STATUSES,
+            allowed_methods=IDEMPOTENT_METHODS,  # POSTs are retried by providers.resources.adoption
             respect_retry_after_header=True,
             raise_on_status=False,
         )
@@ -109,8 +68,9 @@ class RetryPolicy:
 class ValohaiClient:
     """Methods are named after API actions; each returns the decoded JSON."""
 
-    def __init__(self, host: str, token: str, *, retry: RetryPolicy = RetryPolicy(),
-                 session: Optional[requests.Session] = None) -> None:
+    def __init__(
+        self, host: str, token: str, *, retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None
+    ) -> None:
         parsed = urlsplit(host)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"valohai host must be an http(s) URL such as https://app.valohai.com, got {host!r}")
@@ -122,7 +82,7 @@ class ValohaiClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.request_count = 0
-        self._download_session: Optional[requests.Session] = None
+        self._download_session: requests.Session | None = None
 
     def __repr__(self) -> str:  # never show the token
         return f"ValohaiClient(host={self.host!r})"
@@ -134,8 +94,16 @@ class ValohaiClient:
             return path
         return urljoin(self.host + API_PREFIX, path.lstrip("/"))
 
-    def request(self, method: str, path: str, *, params: Optional[Mapping[str, Any]] = None,
-                json_body: Any = None, files: Any = None, data: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        files: Any = None,
+        data: Any = None,
+    ) -> Any:
         url = self.url(path)
         shown = urlsplit(url).path
         headers = {"Authorization": f"Token {self._token}", "Accept": "application/json"}
@@ -143,32 +111,52 @@ class ValohaiClient:
         for attempt in range(attempts):
             self.request_count += 1
             try:
-                response = self.session.request(method, url, params=params, json=json_body, files=files, data=data,
-                                                headers=headers, timeout=self.retry.timeout)
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    files=files,
+                    data=data,
+                    headers=headers,
+                    timeout=self.retry.timeout,
+                )
                 return self._decode(response, method, shown)
-            except BROKEN_EXCHANGE:
+            except BROKEN_EXCHANGE as exc:
                 if attempt + 1 < attempts:
-                    time.sleep(min(self.retry.backoff_factor * 2 ** attempt, self.retry.backoff_max))
+                    time.sleep(self.retry.delay(attempt))
                     continue
-                raise ValohaiTransient(f"{method} {shown}: the connection to {self.host} broke off mid-answer",
-                                       method=method, path=shown) from None
-            except requests.exceptions.RetryError as exc:
-                raise ValohaiTransient(f"{method} {shown}: still failing after {self.retry.total} retries "
-                                       f"({exc.__class__.__name__})", method=method, path=shown) from None
-            except requests.exceptions.ConnectTimeout:
-                raise ValohaiUnreachable(f"{method} {shown} could not connect to {self.host} within "
-                                         f"{self.retry.timeout:.0f}s", method=method, path=shown) from None
-            except requests.exceptions.ConnectionError as exc:
-                if _never_connected(exc):
-                    raise ValohaiUnreachable(
-                        f"cannot reach the Valohai API at {self.host} ({method} {shown}); check valohai:host and "
-                        f"that the server is running", method=method, path=shown) from None
-                raise ValohaiTransient(f"{method} {shown}: the connection to {self.host} was dropped",
-                                       method=method, path=shown) from None
-            except requests.exceptions.Timeout:
-                raise ValohaiTransient(f"{method} {shown} timed out after {self.retry.timeout:.0f}s at {self.host}",
-                                       method=method, path=shown) from None
+                raise self._transport_error(exc, method, shown) from None
+            except (
+                requests.exceptions.RetryError,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+            ) as exc:
+                raise self._transport_error(exc, method, shown) from None
         raise AssertionError("unreachable")
+
+    def _transport_error(self, exc: requests.exceptions.RequestException, method: str, shown: str) -> ValohaiError:
+        """The typed error for a request that got no usable answer; `Unreachable` only when nothing was sent."""
+        if isinstance(exc, BROKEN_EXCHANGE):
+            message, kind = f"{method} {shown}: the connection to {self.host} broke off mid-answer", ValohaiTransient
+        elif isinstance(exc, requests.exceptions.RetryError):
+            message = f"{method} {shown}: still failing after {self.retry.total} retries ({exc.__class__.__name__})"
+            kind = ValohaiTransient
+        elif isinstance(exc, requests.exceptions.ConnectTimeout):
+            message = f"{method} {shown} could not connect to {self.host} within {self.retry.timeout:.0f}s"
+            kind = ValohaiUnreachable
+        elif isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc):
+            message = (
+                f"cannot reach the Valohai API at {self.host} ({method} {shown}); check valohai:host and "
+                f"that the server is running"
+            )
+            kind = ValohaiUnreachable
+        elif isinstance(exc, requests.exceptions.ConnectionError):
+            message, kind = f"{method} {shown}: the connection to {self.host} was dropped", ValohaiTransient
+        else:
+            message = f"{method} {shown} timed out after {self.retry.timeout:.0f}s at {self.host}"
+            kind = ValohaiTransient
+        return kind(message, method=method, path=shown)
 
     @staticmethod
     def _decode(response: requests.Response, method: str, shown: str) -> Any:
@@ -178,12 +166,7 @@ class ValohaiClient:
             body = response.text[:300]
         if response.status_code < 400:
             return body
-        message = f"{method} {shown} -> {response.status_code}: {format_error_body(body) if body else response.reason}"
-        kind = {401: ValohaiAuthError, 403: ValohaiAuthError, 404: ValohaiNotFound, 400: ValohaiBadRequest}.get(
-            response.status_code, ValohaiTransient if response.status_code in RETRY_STATUSES else ValohaiError)
-        if kind is ValohaiAuthError:
-            message += " (check the API token: stack config valohai:token or VALOHAI_API_TOKEN)"
-        raise kind(message, status=response.status_code, method=method, path=shown)
+        raise http_error(response.status_code, body or response.reason, method=method, path=shown)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
@@ -224,22 +207,31 @@ class ValohaiClient:
             owner = (project.get("owner") or {}).get("username", "")
             if name_or_id in (project["id"], project["name"], f"{owner}/{project['name']}"):
                 return project
-        raise ValohaiNotFound(f"no Valohai project named or with id {name_or_id!r} is visible with this token; "
-                              f"create it or fix valohai:project", status=404, path="projects/")
+        raise ValohaiNotFound(
+            f"no Valohai project named or with id {name_or_id!r} is visible with this token; "
+            f"create it or fix valohai:project",
+            status=404,
+            path="projects/",
+        )
 
     # --- commits -------------------------------------------------------------------------------------
 
-    def find_commit(self, project_id: str, identifier: str) -> Optional[dict]:
+    def find_commit(self, project_id: str, identifier: str) -> dict | None:
         try:
             return self.get(f"commits/{identifier}/", project=project_id)
         except ValohaiNotFound:
             return None
 
-    def import_package(self, project_id: str, tarball: bytes, *, description: str = "",
-                       yaml_path: str = "valohai.yaml") -> dict:
+    def import_package(
+        self, project_id: str, tarball: bytes, *, description: str = "", yaml_path: str = "valohai.yaml"
+    ) -> dict:
         files = {"data": ("data.tgz", tarball, "application/gzip")}
-        return self.request("POST", f"projects/{project_id}/import-package/", files=files,
-                            data={"description": description, "yaml_path": yaml_path})
+        return self.request(
+            "POST",
+            f"projects/{project_id}/import-package/",
+            files=files,
+            data={"description": description, "yaml_path": yaml_path},
+        )
 
     # --- executions ----------------------------------------------------------------------------------
 
@@ -254,12 +246,6 @@ class ValohaiClient:
 
     def stop_execution(self, execution_id: str) -> dict:
         return self.post(f"executions/{execution_id}/stop/")
-
-    def delete_execution(self, execution_id: str) -> None:
-        self.request("DELETE", f"executions/{execution_id}/")
-
-    def execution_events(self, execution_id: str, limit: int = 100) -> dict:
-        return self.get(f"executions/{execution_id}/events/", limit=limit)
 
     def execution_outputs(self, execution_id: str) -> list[dict]:
         return list(self.paginate("data/", output_execution=execution_id))
@@ -301,16 +287,15 @@ class ValohaiClient:
                 if response.status_code < 400:
                     return response.content
                 problem = f"download of datum {datum_id} -> {response.status_code}"
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, *BROKEN_EXCHANGE,
-                    requests.exceptions.RetryError) as exc:
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                *BROKEN_EXCHANGE,
+                requests.exceptions.RetryError,
+            ) as exc:
                 problem = f"download of datum {datum_id} failed ({exc.__class__.__name__})"
-            time.sleep(min(self.retry.backoff_factor * 2 ** attempt, self.retry.backoff_max))
+            time.sleep(self.retry.delay(attempt))
         raise ValohaiTransient(problem, path=f"data/{datum_id}/download/")
-
-
-def dumps_stable(value: Any) -> str:
-    """Canonical JSON: the basis of every content hash in the project."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:

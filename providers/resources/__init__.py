@@ -1,0 +1,1 @@
+"""The Pulumi dynamic providers, one module per resource, on a shared base."""

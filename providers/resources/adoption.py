@@ -1,0 +1,52 @@
+"""Creating remote objects exactly once, through retries, lost answers and killed runs.
+
+A POST whose answer is lost (a 502 after the server committed, a dropped connection) may or may not
+have been applied. Blindly retrying it duplicates training runs; giving up loses a cell. So every create
+carries a content tag (`providers.sweep.identity`), and before each attempt we look for an object with
+that tag: found means the earlier attempt (or an earlier, killed `pulumi up`) made it, and we adopt it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from providers.api import waiting
+from providers.api.errors import ValohaiTransient
+from providers.api.statuses import is_failed
+
+T = TypeVar("T")
+ATTEMPTS = 8
+
+
+def create_once(
+    post: Callable[[], T], find_existing: Callable[[], T | None], *, what: str, attempts: int = ATTEMPTS
+) -> tuple[T, bool]:
+    """Return (object, adopted). Transient failures are retried with backoff; others raise at once."""
+    backoff = waiting.Backoff(first=0.5, factor=2.0, cap=8.0)
+    last: ValohaiTransient | None = None
+    for _ in range(attempts):
+        try:
+            existing = find_existing()
+            if existing is not None:
+                return existing, True
+            return post(), False
+        except ValohaiTransient as exc:
+            last = exc
+            waiting.clock.sleep(backoff.next_delay())  # read at call time: tests swap the clock
+    raise ValohaiTransient(
+        f"could not create {what} after {attempts} attempts: {last}", status=last.status if last else 0
+    )
+
+
+def retry_transient(call: Callable[[], T], *, what: str, attempts: int = ATTEMPTS) -> T:
+    """For POSTs that are idempotent by nature (stop): just try again."""
+    return create_once(call, lambda: None, what=what, attempts=attempts)[0]
+
+
+def find_adoptable(items: list[dict], tag: str) -> dict | None:
+    """The newest object with this tag that has not failed (lists are newest first)."""
+    for item in items:
+        if tag in (item.get("tags") or []) and not is_failed(item.get("status")) and not item.get("deleted"):
+            return item
+    return None

@@ -1,0 +1,1 @@
+"""The sweep as data: stack config, parameters from valohai.yaml, request payloads and content identity."""
