@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from .backend import Backend
 from .errors import ApiError
-from .middleware import DroppedConnection, FaultInjection, NormalizePath, TokenAuth, hide_injected_drops
+from .middleware import CatchAll, FaultInjection, NormalizePath, TokenAuth, hide_injected_drops
 from .routers import data, executions, pipelines, projects, users
 from .settings import Settings
 
@@ -47,13 +47,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DroppedConnection):
-            raise exc  # let the server close the socket mid-response, as injected
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"Internal server error: {type(exc).__name__}"}, status_code=500)
-
     if settings.fault_rate > 0:
         log.warning(
             "fault injection on: rate %.2f, seed %d, after commit %s",
@@ -62,12 +55,13 @@ def create_app(settings: Settings) -> FastAPI:
             settings.fault_after_commit,
         )
         hide_injected_drops()
-    # add_middleware wraps outermost last: NormalizePath → TokenAuth → FaultInjection → routes.
+    # add_middleware wraps outermost last: CatchAll → NormalizePath → TokenAuth → FaultInjection → routes.
     app.add_middleware(
         FaultInjection, rate=settings.fault_rate, seed=settings.fault_seed, after_commit=settings.fault_after_commit
     )
     app.add_middleware(TokenAuth, token=settings.token)
     app.add_middleware(NormalizePath)
+    app.add_middleware(CatchAll)
     return app
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 from providers.api.statuses import ERROR, INCOMPLETE, STOPPED
 
 from . import db
 from .db import Store, Transaction, now_iso
 from .services.executions import stop_execution
+from .services.processes import kill_leftovers
 from .services.runner import INTERRUPTED, SHUTDOWN, Runner
 from .services.scheduler import PIPELINE_INCOMPLETE, PIPELINE_TERMINAL, Scheduler
-from .settings import Settings
+from .settings import Settings, private_dir
 
 log = logging.getLogger("local_valohai")
 
@@ -19,8 +21,9 @@ log = logging.getLogger("local_valohai")
 class Backend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        private_dir(settings.data_dir)
         for d in (settings.store_dir, settings.commits_dir, settings.executions_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            private_dir(d)
         self.store = Store(settings.db_path)
         self.runner = Runner(self.store, settings, self._execution_finished)
         self.scheduler = Scheduler(self.store, settings.secret, self.runner.submit, self.runner.request_stop)
@@ -29,12 +32,25 @@ class Backend:
         self.scheduler.execution_finished(execution_id)
 
     def start(self) -> None:
+        self.clean_unfinished()
         self.mark_unfinished(ERROR, INTERRUPTED)
         self.runner.start()
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+        self.clean_unfinished()
         self.mark_unfinished(STOPPED, SHUTDOWN)
+
+    def clean_unfinished(self) -> None:
+        """Kill step processes of executions that are still unfinished and remove their directories.
+
+        At start-up these are what a crashed server left running; at shutdown, what the runner could not
+        stop in time. See services/processes.py for how a process is proven to be one of ours.
+        """
+        rows = db.executions.unfinished_processes(self.store)
+        kill_leftovers([(row["id"], row["pid"]) for row in rows])
+        for row in rows:
+            shutil.rmtree(self.settings.executions_dir / row["id"], ignore_errors=True)
 
     def stop_execution(self, execution_id: str, *, delete: bool = False) -> None:
         """Stop one execution (and with `delete`, mark it deleted) in one transaction."""

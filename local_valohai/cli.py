@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> None:
+    os.umask(0o077)  # everything the server writes (database, store, logs, execution folders) is owner-only
     settings = Settings.load(args.data_dir, host=args.host, port=args.port, workers=args.workers, token=args.token)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

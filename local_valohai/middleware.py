@@ -11,7 +11,10 @@ import logging
 import random
 import re
 import threading
+import uuid
 from typing import Any
+
+log = logging.getLogger("local_valohai")
 
 SIGNED_DOWNLOAD = re.compile(r"^/api/v0/data/[^/]+/signed-download/$")
 MULTI_SLASH = re.compile(r"/{2,}")
@@ -70,6 +73,41 @@ class TokenAuth:
             await _send_json(send, 401, {"detail": "Invalid token."}, [(b"www-authenticate", b"Token")])
             return
         await self.app(scope, receive, send)
+
+
+class CatchAll:
+    """Turn an unexpected error into a 500 naming a request id, log its traceback, keep the connection.
+
+    Starlette's own last-resort handler answers too but then re-raises, and the server closes the
+    keep-alive connection; answering here ends the request normally. Injected drops pass through.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except DroppedConnection:
+            raise
+        except Exception:
+            request_id = uuid.uuid4().hex[:12]
+            log.exception("unhandled error (request id %s) on %s %s", request_id, scope["method"], scope["path"])
+            if started:
+                raise
+            body = {"detail": f"Internal server error (request id {request_id}); the server log has the details."}
+            await _send_json(send, 500, body, [(b"x-request-id", request_id.encode())])
 
 
 class DroppedConnection(Exception):

@@ -59,6 +59,16 @@ def unfinished_ids(db: Db) -> list[str]:
     return [row["id"] for row in rows]
 
 
+def unfinished_processes(db: Db) -> list[Row]:
+    """`id` and `pid` (the step's process group id, None before it started) of every unfinished execution."""
+    return db.all_in("SELECT id, pid FROM executions WHERE status IN ({marks})", sorted(INCOMPLETE))
+
+
+def set_pid(db: Db, execution_id: str, pid: int) -> None:
+    """Record the step's process (and process group) id, so a restart after a crash can find leftovers."""
+    db.execute("UPDATE executions SET pid=? WHERE id=?", (pid, execution_id))
+
+
 def status_counts(db: Db, project_ids: Iterable[str]) -> dict[str, dict[str, int]]:
     """Project id → {status: number of executions not deleted}; projects without any are left out."""
     rows = db.all_in(

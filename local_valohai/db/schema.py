@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS executions (
     tags TEXT NOT NULL, runtime_config TEXT NOT NULL, time_limit INTEGER, image TEXT,
     command TEXT NOT NULL, status_detail TEXT, cumulative_metadata TEXT,
     pipeline_id TEXT, pipeline_node_id TEXT, deleted INTEGER NOT NULL DEFAULT 0,
-    exit_code INTEGER, stop_requested INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER, stop_requested INTEGER NOT NULL DEFAULT 0, pid INTEGER,
     UNIQUE (project_id, counter)
 );
 CREATE INDEX IF NOT EXISTS executions_status ON executions (status);
@@ -75,3 +75,7 @@ CREATE TABLE IF NOT EXISTS edges (
 );
 CREATE INDEX IF NOT EXISTS edges_pipeline ON edges (pipeline_id, position);
 """
+
+# Columns added after a table was first created: (table, column, declaration). `Store` adds the missing
+# ones when it opens an older database, so a data directory survives upgrades.
+ADDED_COLUMNS = (("executions", "pid", "INTEGER"),)

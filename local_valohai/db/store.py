@@ -8,6 +8,7 @@ transaction, so a failed request leaves nothing half-created.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -17,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .schema import SCHEMA
+from .schema import ADDED_COLUMNS, SCHEMA
 
 Row = sqlite3.Row
 # SQLite allows 32766 `?` per statement; lists of ids are sent in slices well below that.
@@ -107,6 +108,14 @@ class Store(Db):
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self.conn().executescript(SCHEMA)
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row["name"] for row in self.all(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        for suffix in ("", "-wal", "-shm"):  # the database holds every output's metadata: owner only
+            sibling = path.with_name(path.name + suffix)
+            if sibling.exists():
+                os.chmod(sibling, 0o600)
 
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

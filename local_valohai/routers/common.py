@@ -6,18 +6,19 @@ thread pool; only reading the request body is async, done by the `Payload` depen
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from .. import db
 from ..backend import Backend
 from ..db import Row
 from ..db.listing import ListQuery, Order
 from ..errors import ApiError, bad_request, not_found
+from ..validation import counter, integer, json_body, too_large
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10000
@@ -32,19 +33,32 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+async def read_body(request: Request, limit: int, what: str, setting: str) -> bytes:
+    """The request body, refused with a 413 as soon as it exceeds `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large(what, limit, setting)
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large(what, limit, setting)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_payload(request: Request) -> dict[str, Any]:
     """JSON (the CLI, our providers) or form data (Valohai docs' examples); DRF-style parse errors."""
+    limits = backend(request).settings.limits
     content_type = request.headers.get("content-type", "")
+    body = await read_body(request, limits.request_body_bytes, "The request body", "Limits.request_body_bytes")
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        request._body = body  # Starlette's form parser re-reads the body from here
         form = await request.form()
-        return {k: v for k, v in form.items()}
-    body = await request.body()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
     if not body.strip():
         return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, {"detail": f"JSON parse error - {exc}"}) from exc
+    data = await run_in_threadpool(json_body, body, limits.json_depth)  # up to 8 MiB: not on the event loop
     if not isinstance(data, dict):
         raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary (JSON object)."]})
     return data
@@ -65,13 +79,7 @@ def int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise bad_request(name, f"Expected an integer, got {raw!r}") from exc
-    if value < 0:
-        raise bad_request(name, "Must not be negative")
-    return value
+    return integer(raw, name)
 
 
 def bool_param(request: Request, name: str) -> bool | None:
@@ -160,8 +168,8 @@ def by_ident(request: Request, table: db.listing.Counted, ident: str, what: str)
     store = backend(request).store
     if ":" not in ident:
         return found(db.listing.by_id(store, table, ident), what)
-    project_id, counter = ident.rsplit(":", 1)
-    counter = counter.lstrip("#=!")
-    if counter != "latest" and not counter.isdigit():
+    project_id, raw = ident.rsplit(":", 1)
+    number = counter(raw)
+    if raw != "latest" and number is None:
         raise not_found(what)
-    return found(db.listing.by_counter(store, table, project_id, None if counter == "latest" else int(counter)), what)
+    return found(db.listing.by_counter(store, table, project_id, number), what)

@@ -13,6 +13,7 @@ from ..errors import ApiError, bad_request
 from ..serializers import dataset_dict, dataset_version_dict, datum_dict
 from ..services.outputs import blob_path
 from ..signing import signed_path, verify
+from ..validation import dataset_part, shorten, text
 from .common import Payload, backend, base_url, bool_param, found, ordering, paginate
 
 router = APIRouter()
@@ -143,19 +144,33 @@ def _listed_datums(store: db.Db, files: Any, project_id: str) -> list[str]:
 
 @router.post("/dataset-versions/", status_code=201)
 def create_dataset_version(request: Request, data: Payload) -> JSONResponse:
-    """`{"dataset": id, "name": v, "files": [{"datum": id}], "previous_version"?: id}`, as Valohai takes it."""
-    store = backend(request).store
-    dataset = db.datasets.get(store, str(data.get("dataset") or ""))
+    """`{"dataset": id, "name": v, "files": [{"datum": id}], "previous_version"?: id}`, as Valohai takes it.
+
+    `previous_version` must be an existing version of a dataset in the same project: its files are copied
+    into the new version, so a version of another project would leak that project's files.
+    """
+    b = backend(request)
+    store, limits = b.store, b.settings.limits
+    dataset_id = text(data.get("dataset"), "dataset", limits.name)
+    dataset = db.datasets.get(store, dataset_id) if dataset_id else None
     if dataset is None:
-        raise bad_request("dataset", f"Dataset {data.get('dataset')!r} not found.")
-    name = data.get("name")
-    if not isinstance(name, str) or not name or "/" in name:
-        raise bad_request("name", "A version name without '/' is required.")
-    datum_ids = _listed_datums(store, data.get("files") or [], dataset["project_id"])
+        raise bad_request("dataset", f"Dataset {shorten(dataset_id)!r} not found.")
+    name = dataset_part(data.get("name"), "version name", "name", limits.name)
+    files = data.get("files") or []
+    if isinstance(files, list) and len(files) > limits.package_members:
+        raise bad_request("files", f"At most {limits.package_members} files per request")
+    datum_ids = _listed_datums(store, files, dataset["project_id"])
+    previous_id = text(data.get("previous_version"), "previous_version", limits.name)
     with store.write() as tx:
         if db.datasets.version_named(tx, dataset["id"], name) is not None:
             raise bad_request("name", f"Version {name!r} already exists in dataset {dataset['name']!r}.")
-        if data.get("previous_version"):
-            datum_ids = [d["id"] for d in db.datasets.files(tx, data["previous_version"])] + datum_ids
+        if previous_id:
+            previous = db.datasets.get_version(tx, previous_id)
+            previous_dataset = db.datasets.get(tx, previous["dataset_id"]) if previous else None
+            if previous_dataset is None or previous_dataset["project_id"] != dataset["project_id"]:
+                raise bad_request(
+                    "previous_version", f"Dataset version {shorten(previous_id)!r} not found in the dataset's project."
+                )
+            datum_ids = [d["id"] for d in db.datasets.files(tx, previous_id)] + datum_ids
         version_id = db.datasets.create_version(tx, dataset["id"], name, datum_ids, now_iso())
     return JSONResponse(_version_dict(request, version_id), status_code=201)

@@ -15,6 +15,7 @@ from ..errors import bad_request
 from ..serializers import datum_dict, execution_dict
 from ..services.executions import ExecutionSpec, create_execution
 from ..signing import signed_path
+from ..validation import counter
 from .common import (
     Payload,
     backend,
@@ -66,7 +67,7 @@ def _spec(data: dict[str, Any], project_id: str) -> ExecutionSpec:
         spec_kwargs["environment_variables"] = data["environment-variables"]
     if "time-limit" in data and "time_limit" not in spec_kwargs:
         spec_kwargs["time_limit"] = data["time-limit"]
-    return ExecutionSpec(project_id=project_id, step=step, commit=data.get("commit") or None, **spec_kwargs)
+    return ExecutionSpec(project_id=project_id, step=step, commit=data.get("commit"), **spec_kwargs)
 
 
 @router.post("/executions/", status_code=201)
@@ -75,7 +76,7 @@ def create(request: Request, data: Payload) -> JSONResponse:
     spec = _spec(data, project["id"])
     b = backend(request)
     with b.store.write() as tx:
-        execution_id = create_execution(tx, b.store, b.settings.secret, spec)
+        execution_id = create_execution(tx, b.store, b.settings.secret, spec, b.settings.limits)
         tx.after_commit(lambda: b.runner.submit(execution_id))
     row = db.executions.get(b.store, execution_id)
     assert row is not None
@@ -84,11 +85,11 @@ def create(request: Request, data: Payload) -> JSONResponse:
 
 def _list_query(request: Request) -> db.listing.ListQuery:
     q = request.query_params
-    counters = [c.lstrip("#=!") for c in q.getlist("counter") for c in c.split(",") if c]
-    if counters and not all(c.isdigit() for c in counters):
-        raise bad_request("counter", "Expected integer counters")
+    counters = [counter(c) for c in q.getlist("counter") for c in c.split(",") if c]
+    if any(c is None for c in counters):
+        raise bad_request("counter", "Expected integer counters (ASCII digits, at most 18)")
     query = db.executions.list_query().equals("project_id", q.get("project"))
-    query.one_of("status", status_param(request, INCOMPLETE)).one_of("counter", [int(c) for c in counters])
+    query.one_of("status", status_param(request, INCOMPLETE)).one_of("counter", counters)
     if q.get("creator") and q["creator"] != "1":
         query.nothing()
     query.equals("pipeline_id", q.get("pipeline")).equals("step", q.get("step"))

@@ -9,9 +9,11 @@ from fastapi.responses import JSONResponse, Response
 
 from .. import db
 from ..db import Row
+from ..errors import bad_request
 from ..serializers import pipeline_dict
 from ..services.pipeline_payload import create_pipeline
 from ..services.scheduler import PIPELINE_INCOMPLETE
+from ..validation import counter
 from .common import (
     Payload,
     backend,
@@ -41,7 +43,7 @@ def create(request: Request, data: Payload) -> JSONResponse:
     project = project_or_400(request, data.get("project"))
     b = backend(request)
     with b.store.write() as tx:
-        pipeline_id = create_pipeline(tx, b.store, project["id"], data)
+        pipeline_id = create_pipeline(tx, b.store, project["id"], data, b.settings.limits)
         b.scheduler.advance(tx, pipeline_id, strict=True)
     row = db.pipelines.get(b.store, pipeline_id)
     assert row is not None
@@ -53,7 +55,10 @@ def list_pipelines(request: Request) -> JSONResponse:
     q = request.query_params
     query = db.pipelines.list_query().equals("project_id", q.get("project"))
     query.one_of("status", status_param(request, PIPELINE_INCOMPLETE))
-    query.one_of("counter", [int(c) for c in q.getlist("counter") if c.isdigit()]).equals("title", q.get("title"))
+    counters = [counter(c) for c in q.getlist("counter") for c in c.split(",") if c]
+    if any(c is None for c in counters):
+        raise bad_request("counter", "Expected integer counters (ASCII digits, at most 18)")
+    query.one_of("counter", counters).equals("title", q.get("title"))
     for tag in q.getlist("tag"):
         query.tagged(tag)
     query.equals("deleted", 1 if bool_param(request, "deleted") else 0)

@@ -13,7 +13,8 @@ from ..db import Row, new_id, now_iso
 from ..errors import bad_request
 from ..serializers import commit_dict, project_dict
 from ..services.commits import import_package, resolve_commit
-from .common import Payload, backend, base_url, bool_param, found, list_param, ordering, paginate
+from ..validation import safe_name, text
+from .common import Payload, backend, base_url, bool_param, found, list_param, ordering, paginate, read_body
 
 router = APIRouter()
 
@@ -33,18 +34,18 @@ def create_project(request: Request, data: Payload) -> JSONResponse:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise bad_request("name", "This field is required.")
+    limits = backend(request).settings.limits
     name = name.strip()
-    if "/" in name or len(name) > 200:
-        raise bad_request("name", "Project names must not contain '/' and be at most 200 characters.")
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise bad_request("description", "Expected a string")
+    if "/" in name or len(name) > limits.name:
+        raise bad_request("name", f"Project names must not contain '/' and be at most {limits.name} characters.")
+    description = text(data.get("description"), "description", limits.description)
+    yaml_path = safe_name(data.get("yaml_path") or "valohai.yaml", "yaml_path", "yaml_path")
     store = backend(request).store
     project_id = new_id()
     with store.write() as tx:
         if db.projects.name_taken(tx, name):
             raise bad_request("name", f"A project named {name!r} already exists.")
-        db.projects.insert(tx, project_id, name, description, data.get("yaml_path") or "valohai.yaml", now_iso())
+        db.projects.insert(tx, project_id, name, description, yaml_path, now_iso())
     return JSONResponse(_with_summaries(request, [_project(request, project_id)])[0], status_code=201)
 
 
@@ -82,6 +83,8 @@ async def read_form(request: Request) -> FormData | None:
     """The multipart form of a package upload (read before the handler), or None for another content type."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return None
+    limit = backend(request).settings.limits.package_bytes
+    request._body = await read_body(request, limit + 64 * 1024, "The package upload", "Limits.package_bytes")
     return await request.form()
 
 
@@ -100,8 +103,14 @@ def import_package_route(
     if not data:
         raise bad_request("data", "The uploaded package is empty.")
     b = backend(request)
+    description, yaml_path = (form.get(key) for key in ("description", "yaml_path"))
     identifier = import_package(
-        b.store, b.settings, project_id, data, str(form.get("description") or ""), str(form.get("yaml_path") or "")
+        b.store,
+        b.settings,
+        project_id,
+        data,
+        description if isinstance(description, str) else "",
+        yaml_path if isinstance(yaml_path, str) else "",
     )
     row = resolve_commit(b.store, project_id, identifier)
     return JSONResponse(commit_dict(row, base_url(request)), status_code=201)

@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import PurePosixPath
 from typing import Any
 
 from valohai_yaml.excs import InvalidType, ValidationErrors
@@ -21,11 +20,14 @@ from providers.api.statuses import CREATED, QUEUED, STARTED, STOPPED
 from .. import db
 from ..db import Store, Transaction, dumps, new_id, now_iso
 from ..errors import ApiError, bad_request
+from ..settings import Limits
+from ..validation import input_uris, mapping, safe_name, scalar_values, seconds, string_list, text
 from .commits import commit_config, resolve_commit
 from .inputs import resolve_uri
 
 PARAM_REF = re.compile(r"\{parameter(?:-value)?:([^}]+)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass
@@ -48,12 +50,28 @@ class ExecutionSpec:
     pipeline_node_id: str | None = None
 
 
-def safe_name(value: str, what: str, field_name: str) -> str:
-    """Names that become directories must not escape them."""
-    path = PurePosixPath(value)
-    if not value or path.is_absolute() or ".." in path.parts or "\x00" in value:
-        raise bad_request(field_name, f"Invalid {what} {value!r}: must be a relative name without '..'")
-    return value
+def check_spec(spec: ExecutionSpec, limits: Limits) -> None:
+    """Types and lengths of every field a client sets, before anything is looked up or written."""
+    for name, value, limit in (("commit", spec.commit, 200), ("step", spec.step, 200), ("image", spec.image, 1024)):
+        text(value, name, limit)
+    spec.title = text(spec.title, "title", limits.title) or None
+    if spec.command is not None and not isinstance(spec.command, str):
+        string_list(spec.command, "command", limits.entries, limits.text_value)
+    elif isinstance(spec.command, str):
+        text(spec.command, "command", limits.text_value)
+    spec.parameters = mapping(
+        spec.parameters, "parameters", limits.entries, "an object mapping parameter names to values"
+    )
+    scalar_values(spec.parameters, "parameters", limits.text_value)
+    spec.inputs = input_uris(spec.inputs, "inputs", limits.entries, limits.text_value)
+    env = mapping(
+        spec.environment_variables, "environment_variables", limits.entries, "an object mapping names to values"
+    )
+    scalar_values(env, "environment_variables", limits.text_value)
+    spec.environment_variables = env
+    spec.tags = string_list(spec.tags, "tags", limits.tags, limits.tag)
+    spec.runtime_config = mapping(spec.runtime_config, "runtime_config", limits.entries)
+    seconds(spec.time_limit, "time_limit")
 
 
 def find_step(config: Config, step_name: str, commit_identifier: str) -> Step:
@@ -113,25 +131,9 @@ def interpolate(uri: str, parameters: dict[str, Any], field_name: str) -> str:
 
 def _time_limit(spec_value: Any, step: Step) -> int | None:
     value = spec_value if spec_value not in (None, "") else step.time_limit
-    if value in (None, ""):
-        return None
     if isinstance(value, timedelta):
-        return int(value.total_seconds())
-    try:
-        seconds = int(float(value))
-    except (TypeError, ValueError) as exc:
-        raise bad_request("time_limit", f"Expected a number of seconds, got {value!r}") from exc
-    if seconds < 0:
-        raise bad_request("time_limit", "Must not be negative")
-    return seconds or None
-
-
-def _string_list(value: Any, field_name: str) -> list[str]:
-    if value in (None, ""):
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise bad_request(field_name, "Expected a list of strings")
-    return value
+        value = value.total_seconds()
+    return seconds(value, "time_limit") or None
 
 
 def _command(step: Step, given: dict[str, Any], override: Any) -> str:
@@ -199,8 +201,11 @@ def _environment(spec: ExecutionSpec, step: Step) -> dict[str, str]:
     return env
 
 
-def create_execution(tx: Transaction, store: Store, secret: str, spec: ExecutionSpec) -> str:
+def create_execution(
+    tx: Transaction, store: Store, secret: str, spec: ExecutionSpec, limits: Limits = DEFAULT_LIMITS
+) -> str:
     """Validate everything, then insert one `created` execution; returns its id."""
+    check_spec(spec, limits)
     commit = resolve_commit(store, spec.project_id, spec.commit)
     step = find_step(commit_config(commit), spec.step, commit["identifier"])
     given = validate_parameters(step, spec.parameters)
@@ -208,7 +213,7 @@ def create_execution(tx: Transaction, store: Store, secret: str, spec: Execution
     command = _command(step, given, spec.command)
     input_uris, input_files = _inputs(store, secret, spec, step, parameters)
     env = _environment(spec, step)
-    tags = _string_list(spec.tags, "tags")
+    tags = spec.tags
     if spec.runtime_config not in (None, "") and not isinstance(spec.runtime_config, dict):
         raise bad_request("runtime_config", "Expected an object")
     time_limit = _time_limit(spec.time_limit, step)

@@ -18,6 +18,8 @@ from typing import Any
 
 from .. import db
 from ..db import Row, Store, Transaction, dumps, new_id, now_iso
+from ..errors import ApiError, flatten
+from ..validation import dataset_part
 
 JSONL_NAME = "valohai.metadata.jsonl"
 SIDECAR_SUFFIX = ".metadata.json"
@@ -55,6 +57,7 @@ def _store_blob(store_dir: Path, path: Path, sha256: str) -> None:
         os.replace(path, tmp)
     except OSError:
         shutil.copyfile(path, tmp)
+    os.chmod(tmp, 0o600)  # the step chose the mode; the store is owner-only
     os.replace(tmp, target)
 
 
@@ -157,6 +160,12 @@ def _plan_versions(
             warnings.append(f"{rel}: ignored dataset version {uri!r} (expected dataset://name/version)")
             continue
         name, version = uri[len("dataset://") :].split("/", 1)
+        try:
+            dataset_part(name, "dataset name", "dataset")
+            dataset_part(version, "dataset version name", "dataset")
+        except ApiError as exc:
+            warnings.append(f"{rel}: ignored dataset version: {flatten(exc.body)}")
+            continue
         plan = versions.setdefault((name, version), _VersionPlan())
         plan.datums.append(datum_id)
         if spec.get("from"):

@@ -17,15 +17,16 @@ from providers.api.statuses import CREATED
 from .. import db
 from ..db import Store, Transaction, new_id, now_iso
 from ..db.nodes import EDGE_ENDS
-from ..errors import bad_request
+from ..errors import ApiError, bad_request, flatten
+from ..settings import Limits
+from ..validation import string_list, text
 from .commits import commit_config, resolve_commit
-from .executions import find_step, safe_name, validate_parameters
+from .executions import DEFAULT_LIMITS, ExecutionSpec, check_spec, find_step, safe_name, validate_parameters
 
 ON_ERROR = ("stop-all", "stop-next", "continue", "retry")
 MERGE_MODES = ("replace", "append")
 SOURCE_TYPES = ("output", "metadata", "parameter", "input", "environment-variable", "dependency")
 TARGET_TYPES = ("input", "parameter", "environment-variable", "dependency")
-MAX_TITLE, MAX_TAGS, MAX_TAG = 1024, 100, 256
 
 
 @dataclass
@@ -46,18 +47,9 @@ def _pick(d: dict[str, Any], *names: str, default: Any = None) -> Any:
     return default
 
 
-def _title_and_tags(payload: dict[str, Any]) -> tuple[str, list[str]]:
-    title = payload.get("title") or "Pipeline"
-    if not isinstance(title, str):
-        raise bad_request("title", "Expected a string")
-    if len(title) > MAX_TITLE:
-        raise bad_request("title", f"Ensure this field has no more than {MAX_TITLE} characters (it has {len(title)})")
-    tags = payload.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise bad_request("tags", "Expected a list of strings")
-    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG for t in tags):
-        raise bad_request("tags", f"At most {MAX_TAGS} tags of at most {MAX_TAG} characters each")
-    return title, tags
+def _title_and_tags(payload: dict[str, Any], limits: Limits) -> tuple[str, list[str]]:
+    title = text(payload.get("title"), "title", limits.title) or "Pipeline"
+    return title, string_list(payload.get("tags"), "tags", limits.tags, limits.tag)
 
 
 def _node_policies(node: dict[str, Any], name: str) -> tuple[str, str]:
@@ -76,34 +68,47 @@ def _node_policies(node: dict[str, Any], name: str) -> tuple[str, str]:
     return on_error, merge_mode
 
 
-def _node(store: Store, project_id: str, name: str, node: dict[str, Any]) -> PlannedNode:
+def _node(store: Store, project_id: str, name: str, node: dict[str, Any], limits: Limits) -> PlannedNode:
     on_error, merge_mode = _node_policies(node, name)
     template = node.get("template")
     if not isinstance(template, dict) or not template.get("step"):
         raise bad_request("nodes", f"Node {name!r} needs a template with a step")
-    commit = resolve_commit(store, project_id, template.get("commit"), "nodes")
-    step = find_step(commit_config(commit), template["step"], commit["identifier"])
-    inputs = template.get("inputs") or {}
-    if not isinstance(inputs, dict):
-        raise bad_request("nodes", f"Node {name!r}: template inputs must be an object")
-    for input_name in inputs:
+    spec = ExecutionSpec(
+        project_id=project_id,
+        step=template["step"],
+        commit=template.get("commit"),
+        parameters=template.get("parameters"),  # type: ignore[arg-type]  # checked just below
+        inputs=template.get("inputs"),  # type: ignore[arg-type]
+        environment_variables=_pick(template, "environment_variables", "environment-variables"),
+        tags=template.get("tags"),  # type: ignore[arg-type]
+        runtime_config=template.get("runtime_config"),  # type: ignore[arg-type]
+        time_limit=_pick(template, "time_limit", "time-limit"),
+        title=template.get("title") or template.get("name") or name,
+        image=template.get("image"),
+        command=template.get("command"),
+    )
+    try:
+        check_spec(spec, limits)
+    except ApiError as exc:
+        raise ApiError(exc.status, {"nodes": [f"Node {name!r}: {flatten(exc.body)}"]}) from exc
+    commit = resolve_commit(store, project_id, spec.commit, "nodes")
+    step = find_step(commit_config(commit), spec.step, commit["identifier"])
+    for input_name in spec.inputs:
         safe_name(input_name, "input name", "nodes")
         if input_name not in step.inputs:
             raise bad_request("nodes", f"Node {name!r}: unknown input {input_name!r} for step {step.name!r}")
     clean = {
         "commit": commit["identifier"],
         "step": step.name,
-        "title": template.get("title") or template.get("name") or name,
-        "image": template.get("image"),
-        "command": template.get("command"),
-        "parameters": dict(template.get("parameters") or {}),
-        "inputs": inputs,
-        "environment_variables": dict(
-            _pick(template, "environment_variables", "environment-variables", default={}) or {}
-        ),
-        "runtime_config": template.get("runtime_config") or {},
-        "time_limit": _pick(template, "time_limit", "time-limit"),
-        "tags": template.get("tags") or [],
+        "title": spec.title,
+        "image": spec.image,
+        "command": spec.command,
+        "parameters": dict(spec.parameters),
+        "inputs": spec.inputs,
+        "environment_variables": dict(spec.environment_variables),
+        "runtime_config": spec.runtime_config,
+        "time_limit": spec.time_limit,
+        "tags": spec.tags,
     }
     return PlannedNode(name=name, step=step, on_error=on_error, merge=merge_mode, template=clean)
 
@@ -115,7 +120,7 @@ def _node_list(payload: dict[str, Any]) -> list[Any]:
     return nodes_in
 
 
-def _nodes(store: Store, project_id: str, nodes_in: list[Any]) -> dict[str, PlannedNode]:
+def _nodes(store: Store, project_id: str, nodes_in: list[Any], limits: Limits) -> dict[str, PlannedNode]:
     nodes: dict[str, PlannedNode] = {}
     for index, node in enumerate(nodes_in):
         if not isinstance(node, dict):
@@ -126,7 +131,7 @@ def _nodes(store: Store, project_id: str, nodes_in: list[Any]) -> dict[str, Plan
         safe_name(name, "node name", "nodes")
         if name in nodes:
             raise bad_request("nodes", f"Duplicate node name {name!r}")
-        nodes[name] = _node(store, project_id, name, node)
+        nodes[name] = _node(store, project_id, name, node, limits)
     return nodes
 
 
@@ -198,9 +203,15 @@ def _apply_parameters(payload: dict[str, Any], nodes: dict[str, PlannedNode]) ->
         if not isinstance(pdef, dict):
             raise bad_request("parameters", f"Pipeline parameter {pname!r} must be an object")
         config = pdef.get("config") or {}
+        if not isinstance(config, dict):
+            raise bad_request("parameters", f"Pipeline parameter {pname!r}: config must be an object")
         targets = config.get("targets") or ([config["target"]] if config.get("target") else [])
         if isinstance(targets, str):
             targets = [targets]
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise bad_request(
+                "parameters", f"Pipeline parameter {pname!r}: targets must be a list of node.parameter.name"
+            )
         value = _expression_value(pdef["expression"]) if "expression" in pdef else config.get("default")
         for target in targets:
             parts = str(target).split(".", 2)
@@ -232,11 +243,13 @@ def _check_values_and_inputs(nodes: dict[str, PlannedNode], edges: list[dict[str
                 )
 
 
-def create_pipeline(tx: Transaction, store: Store, project_id: str, payload: dict[str, Any]) -> str:
+def create_pipeline(
+    tx: Transaction, store: Store, project_id: str, payload: dict[str, Any], limits: Limits = DEFAULT_LIMITS
+) -> str:
     """Validate the payload and insert the pipeline, its nodes and edges; root nodes start in `advance`."""
     nodes_in = _node_list(payload)
-    title, tags = _title_and_tags(payload)
-    nodes = _nodes(store, project_id, nodes_in)
+    title, tags = _title_and_tags(payload, limits)
+    nodes = _nodes(store, project_id, nodes_in, limits)
     edges = _edges(payload, nodes)
     parameters = _apply_parameters(payload, nodes)
     _check_values_and_inputs(nodes, edges)

@@ -178,11 +178,14 @@ class Runner:
                 start_new_session=True,
             )
             running.proc = proc
+        with self.store.write() as tx:
+            db.executions.set_pid(tx, execution_id, proc.pid)
         timed_out = self._wait(proc, sink, row["time_limit"])
         with running.lock:
             stop_reason = running.stop_reason
         if stop_reason == SHUTDOWN:
             self._finish(execution_id, STOPPED, SHUTDOWN, proc.returncode)
+            shutil.rmtree(workdir, ignore_errors=True)
             return
         if not self._store_outputs(row, workdir, sink, proc.returncode):
             return

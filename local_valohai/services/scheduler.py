@@ -7,7 +7,6 @@ never disagree.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from providers.api.statuses import (
     COMPLETE,
@@ -24,7 +23,7 @@ from providers.api.statuses import (
 
 from .. import db
 from ..db import Row, Store, Transaction, loads, now_iso
-from ..errors import ApiError
+from ..errors import ApiError, flatten
 from .executions import create_execution, stop_execution
 from .node_spec import Node, build_spec
 
@@ -32,14 +31,6 @@ from .node_spec import Node, build_spec
 # `queued` (only executions wait for a worker): the shared sets without those two, for nodes and pipelines.
 PIPELINE_TERMINAL = TERMINAL - {CRASHED}
 PIPELINE_INCOMPLETE = INCOMPLETE - {QUEUED}
-
-
-def _flatten(body: dict[str, Any]) -> str:
-    parts = []
-    for key, value in body.items():
-        text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
-        parts.append(text if key == "detail" else f"{key}: {text}")
-    return " / ".join(parts)
 
 
 def _blocked_by(sources: list[Node]) -> Node | None:
@@ -165,9 +156,9 @@ class Scheduler:
             execution_id = create_execution(tx, self.store, self.secret, build_spec(tx, pipeline, node, nodes, edges))
         except ApiError as exc:
             if strict:
-                raise ApiError(exc.status, {"nodes": [f"Node {node['name']!r}: {_flatten(exc.body)}"]}) from exc
+                raise ApiError(exc.status, {"nodes": [f"Node {node['name']!r}: {flatten(exc.body)}"]}) from exc
             db.nodes.set_status(tx, node["id"], ERROR)
-            db.pipelines.append_log(tx, "nodes", node["id"], f"Could not start: {_flatten(exc.body)}")
+            db.pipelines.append_log(tx, "nodes", node["id"], f"Could not start: {flatten(exc.body)}")
             node["status"] = ERROR
             self._on_node_error(tx, pipeline, dict(db.nodes.get(tx, node["id"]) or node))
             return

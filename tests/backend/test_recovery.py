@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pytest
 import requests
 from conftest import Api
 
@@ -109,3 +113,58 @@ def test_fault_draws_are_reproducible_for_a_seed():
     assert draws(11) == draws(11)
     assert draws(11) != draws(12)
     assert {d for d in draws(11) if d} == {"500", "502", "503", "429", "drop"}
+
+
+def step_processes(execution_id: str) -> list[int]:
+    """Live (not zombie) processes whose environment names this execution, read from /proc."""
+    marker = f"VH_EXECUTION_ID={execution_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if stat[stat.rindex(")") + 2] == "Z":
+                continue
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
+def test_kill_9_then_restart_kills_leftover_step_processes_and_removes_their_folders(tmp_path):
+    with LocalValohai(tmp_path / "data", workers=2) as server:
+        api = Api(server)
+        project = api.create_project("leftovers")
+        commit = api.import_package(project["id"])["identifier"]
+        # The step forks a child of its own, so the whole process group must go, not just `sh`.
+        script = "import subprocess, time; subprocess.Popen(['sleep', '120']); print('up', flush=True); time.sleep(120)"
+        running = api.run(project["id"], commit, "sleep", command=f'python -c "{script}"')
+        api.wait(running["url"], lambda e: e["status"] == "started")
+        folder = server.data_dir / "executions" / running["id"]
+        deadline = time.monotonic() + 10
+        while len(step_processes(running["id"])) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(step_processes(running["id"])) >= 2 and folder.is_dir()
+
+        server.kill()
+        assert step_processes(running["id"]), "kill -9 of the server alone leaves the steps running"
+        began = time.monotonic()
+        server.start()
+        while step_processes(running["id"]) and time.monotonic() - began < 5:
+            time.sleep(0.1)
+        assert step_processes(running["id"]) == []
+        assert time.monotonic() - began < 5
+        assert not folder.exists()
+        interrupted = Api(server).ok(Api(server).get(running["url"]))
+        assert interrupted["status"] == "error" and interrupted["status_detail"].startswith("interrupted")
+
+        # A clean stop kills the steps and removes their folders too.
+        api = Api(server)
+        sleeper = api.run(project["id"], commit, "sleep")
+        api.wait(sleeper["url"], lambda e: e["status"] == "started")
+        server.stop()
+        assert step_processes(sleeper["id"]) == []
+        assert not (server.data_dir / "executions" / sleeper["id"]).exists()
