@@ -7,8 +7,11 @@ Config (project namespace `valohai-sweep`, see stacks/Pulumi.local.yaml):
 `valohai:host`, `valohai:project` (name or id), `valohai:token` (secret; `VALOHAI_API_TOKEN` fallback).
 
 Every config problem, a missing token and an unreachable host stop the program with one message before
-any resource is registered, so an invalid stack creates nothing. Resource names and export names are
-what state and users see: changing one re-creates the resource or breaks a consumer of the outputs.
+any resource is registered, so an invalid stack creates nothing. Every resource's content key is
+computed here, from values known at preview (`providers.sweep.identity`; see `compute_keys`), and
+passed as the `key` and `identity` inputs: the providers' diffs compare keys, never payloads. Resource
+names and export names are what state and users see: changing one re-creates the resource or breaks a
+consumer of the outputs.
 """
 
 from __future__ import annotations
@@ -19,20 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import requests
 from valohai_yaml.objs import Config
 
+from providers.api.client import redact_url
 from providers.api.credentials import TOKEN_ENV, missing_token_message
-from providers.resources.code_package import CodePackage, build_package, commit_identifier, files_hash
+from providers.resources.code_package import CodePackage, build_package, commit_identifier
 from providers.resources.harbor_dataset import HarborDataset
 from providers.resources.pipelines import SweepPipeline, TrainingPipeline
 from providers.resources.prediction import Prediction
 from providers.resources.training_results import TrainingResults
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep, SweepConfigError, parse_sweep
+from providers.sweep.identity import node_identity, node_key, resource_key
+from providers.sweep.step_files import StepFilesError, step_files
+from stacks import preflight
 
-# What the data generator's output depends on: a change here regenerates every harbor's data.
-GENERATOR_FILES = ("steps/generate_harbors.py", "steps/common.py", "steps/harbor_names.py")
 SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes")
 OBJECT_KEYS = ("harbors", "epochs", "training", "data")
 
@@ -51,12 +55,70 @@ class StackContext:
     data_by_harbor: pulumi.Output
     report_dir: str
     tags: list[str]
+    keys: StackKeys
+
+
+@dataclass(frozen=True)
+class StackKeys:
+    """Every resource's identity ({node: node_identity}) and key, known before anything is made."""
+
+    datasets: dict[str, dict]
+    cells: dict[str, dict]
+    prediction: dict
+    sweep: dict  # single mode: every cell's nodes and the predict node
+
+
+def compute_keys(root: Path, yaml_config: Config, sweep: Sweep) -> StackKeys:
+    """The content identities of every node of the stack (see `providers.sweep.identity`)."""
+    files: dict[str, dict[str, str]] = {}
+
+    def node(step: str, parameters: dict, upstream: dict) -> dict:
+        definition = yaml_config.steps[step]
+        if step not in files:
+            try:
+                files[step] = step_files(root, step, definition.command)
+            except StepFilesError as exc:
+                raise pulumi.RunError(str(exc)) from None
+        return node_identity(definition.serialize(), files[step], parameters, upstream)
+
+    datasets = {
+        h: {"generate": node(payloads.GENERATE_STEP, payloads.generation_parameters(h, sweep.data), {})}
+        for h in sweep.harbors
+    }
+    generate = {h: node_key(identity["generate"]) for h, identity in datasets.items()}
+    cells: dict[str, dict] = {}
+    for cell in sweep.cells:
+        values = payloads.cell_parameters(cell, sweep)
+        pre = node(
+            "preprocess-dataset",
+            values[payloads.PREPROCESS_NODE],
+            {"dataset": generate[cell.harbor], "labels": generate[cell.harbor]},
+        )
+        train = node(
+            "train",
+            values[payloads.TRAIN_NODE],
+            {"dataset": node_key(pre), "dataset_name": node_key(pre)},
+        )
+        cells[cell.name] = {payloads.PREPROCESS_NODE: pre, payloads.TRAIN_NODE: train}
+    test_cells = payloads.test_set_cells(sweep.cells)
+    predict = node(
+        payloads.PREDICT_STEP,
+        {"harbours": list(sweep.harbors)},
+        {
+            "models": {name: node_key(c[payloads.TRAIN_NODE]) for name, c in cells.items()},
+            "dataset": {h: node_key(cells[c.name][payloads.PREPROCESS_NODE]) for h, c in test_cells.items()},
+            "test_labels": {h: generate[h] for h in sweep.harbors},
+        },
+    )
+    sweep_nodes = {f"{n}-{cell.slug}": identity for cell in sweep.cells for n, identity in cells[cell.name].items()}
+    sweep_nodes[payloads.PREDICT_NODE] = predict
+    return StackKeys(datasets=datasets, cells=cells, prediction={payloads.PREDICT_NODE: predict}, sweep=sweep_nodes)
 
 
 def read_sweep(config: pulumi.Config) -> Sweep:
     raw: dict[str, Any] = {}
     for key in SWEEP_KEYS:
-        value = config.get_object(key) if key in OBJECT_KEYS else config.get(key)
+        value = read_value(config, key)
         if value is not None:
             raw[key] = value
     try:
@@ -65,32 +127,33 @@ def read_sweep(config: pulumi.Config) -> Sweep:
         raise pulumi.RunError(f"invalid stack config: {exc}") from None
 
 
-def check_host(host: str) -> None:
-    """Fail fast, once, with a clear message when the Valohai host cannot be reached at all."""
+def read_value(config: pulumi.Config, key: str) -> Any:
+    """A list or mapping key as JSON; a plain string (`harbors: harbor_A,harbor_B`) as the string, which
+    `parse_sweep` accepts for lists and names as the wrong shape otherwise."""
+    if key not in OBJECT_KEYS:
+        return config.get(key)
     try:
-        requests.get(host.rstrip("/") + "/api/v0/users/me/", timeout=5)
-    except requests.exceptions.RequestException as exc:
-        raise pulumi.RunError(
-            f"cannot reach the Valohai API at valohai:host={host} ({exc.__class__.__name__}); "
-            f"start the local backend (`make backend`) or fix the host"
-        ) from None
+        return config.get_object(key)
+    except pulumi.ConfigTypeError:
+        return config.get(key)
 
 
 def read_connection(valohai: pulumi.Config) -> tuple[str, str]:
-    """`valohai:host` and `valohai:project`, checked, with a token available and the host reachable."""
+    """`valohai:host` (without a trailing slash: cosmetic) and `valohai:project`, checked, with a token
+    available and the host reachable."""
     host = valohai.get("host")
     project = valohai.get("project")
     if not host or not host.startswith(("http://", "https://")):
         raise pulumi.RunError(
-            f"valohai:host must be an http(s) URL, got {host!r}: "
+            f"valohai:host must be an http(s) URL, got {redact_url(host) if host else host!r}: "
             f"run `pulumi config set valohai:host http://127.0.0.1:8040`"
         )
     if not project:
         raise pulumi.RunError("valohai:project is not set: run `pulumi config set valohai:project <name or id>`")
     if valohai.get_secret("token") is None and not os.environ.get(TOKEN_ENV):
         raise pulumi.RunError(missing_token_message())
-    check_host(host)
-    return host, project
+    preflight.run(host, project, valohai)
+    return host.rstrip("/"), project
 
 
 def read_project_files(root: Path) -> tuple[Config, str]:
@@ -112,7 +175,7 @@ def declare_shared(root: Path) -> StackContext:
     yaml_config, commit = read_project_files(root)
 
     code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
-    generator_key = files_hash(root, GENERATOR_FILES)
+    keys = compute_keys(root, yaml_config, sweep)
     datasets = {
         h: HarborDataset(
             f"data-{h}",
@@ -121,8 +184,9 @@ def declare_shared(root: Path) -> StackContext:
             commit=code.commit,
             harbor=h,
             data=dict(sweep.data),
-            generator_key=generator_key,
             stack=stack,
+            key=resource_key("harbor-data", stack, keys.datasets[h]),
+            identity=keys.datasets[h],
         )
         for h in sweep.harbors
     }
@@ -144,6 +208,7 @@ def declare_shared(root: Path) -> StackContext:
         data_by_harbor=data_by_harbor,
         report_dir=report_dir,
         tags=[f"stack:{stack}"],
+        keys=keys,
     )
 
 
@@ -166,7 +231,11 @@ def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
 def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Output:
     """The predict-models execution's payload, once every cell's training is done."""
     return pulumi.Output.all(
-        ctx.code.project_id, results.training_execution_ids, results.model_uris, ctx.data_by_harbor
+        ctx.code.project_id,
+        results.training_execution_ids,
+        results.model_uris,
+        ctx.data_by_harbor,
+        results.test_set_uris,
     ).apply(
         lambda args: payloads.prediction_execution(
             commit=ctx.commit,
@@ -175,6 +244,7 @@ def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Ou
             models=[uri for name in sorted(args[2]) for uri in args[2][name]],
             harbors=list(ctx.sweep.harbors),
             data_by_harbor=args[3],
+            test_sets=args[4],
             tags=ctx.tags,
         )
     )
@@ -184,7 +254,13 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
     """One TrainingPipeline per cell, the results of all of them, and a prediction execution fed by them."""
     cells = {
         cell.name: TrainingPipeline(
-            f"cell-{cell.slug}", host=ctx.host, payload=cell_payload(ctx, cell), stack=ctx.stack, label=cell.name
+            f"cell-{cell.slug}",
+            host=ctx.host,
+            payload=cell_payload(ctx, cell),
+            stack=ctx.stack,
+            label=cell.name,
+            key=resource_key("cell", ctx.stack, ctx.keys.cells[cell.name]),
+            identity=ctx.keys.cells[cell.name],
         )
         for cell in ctx.sweep.cells
     }
@@ -193,15 +269,23 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
         cells={name: {"pipeline": p.id, "node": payloads.TRAIN_NODE} for name, p in cells.items()},
+        test_sets={
+            h: {"pipeline": cells[c.name].id, "node": payloads.PREPROCESS_NODE}
+            for h, c in payloads.test_set_cells(ctx.sweep.cells).items()
+        },
     )
     prediction = Prediction(
         "prediction",
         host=ctx.host,
         stack=ctx.stack,
         report_dir=ctx.report_dir,
+        key=resource_key("prediction", ctx.stack, ctx.keys.prediction),
+        identity=ctx.keys.prediction,
         payload=prediction_payload(ctx, results),
     )
     pulumi.export("training_pipelines", {name: p.counter for name, p in cells.items()})
+    keys = {c.name: resource_key("cell", ctx.stack, ctx.keys.cells[c.name]) for c in ctx.sweep.cells}
+    pulumi.export("content_keys", {**keys, "prediction": resource_key("prediction", ctx.stack, ctx.keys.prediction)})
     return results, prediction
 
 
@@ -220,7 +304,15 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
             title=title,
         )
     )
-    big = SweepPipeline("sweep", host=ctx.host, payload=payload, stack=ctx.stack, label=title)
+    big = SweepPipeline(
+        "sweep",
+        host=ctx.host,
+        payload=payload,
+        stack=ctx.stack,
+        label=title,
+        key=resource_key("sweep", ctx.stack, ctx.keys.sweep),
+        identity=ctx.keys.sweep,
+    )
     results = TrainingResults(
         "results",
         host=ctx.host,
@@ -233,9 +325,18 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         host=ctx.host,
         stack=ctx.stack,
         report_dir=ctx.report_dir,
+        key=resource_key("prediction", ctx.stack, ctx.keys.prediction),
+        identity=ctx.keys.prediction,
         execution_id_from_pipeline=results.prediction_execution_id,
     )
     pulumi.export("sweep_pipeline", big.counter)
+    pulumi.export(
+        "content_keys",
+        {
+            title: resource_key("sweep", ctx.stack, ctx.keys.sweep),
+            "prediction": resource_key("prediction", ctx.stack, ctx.keys.prediction),
+        },
+    )
     return results, prediction
 
 

@@ -4,6 +4,8 @@ The gate is Pulumi's own: `pulumi refresh --preview-only --expect-no-changes` (e
 nothing). Pulumi's JSON says *that* something drifted but not *how* (a refreshed resource shows as
 `refresh` whatever changed), so each resource of the stack is then classified by the providers' own
 `read`, against the state: deleted outside the tool, status changed (failed/stopped), or edited.
+An edit of a cosmetic field (a pipeline's title) is reported as edited too, but `pulumi up` keeps the
+object (it is not part of the object's content key) and records the new value, which ends the report.
 
 Exit codes: 0 clean, 7 drift found, 2 could not check (bad stack, backend unreachable, pulumi error).
 """
@@ -11,6 +13,8 @@ Exit codes: 0 clean, 7 drift found, 2 could not check (bad stack, backend unreac
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -70,7 +74,8 @@ def classify(type_name: str, urn: str, id_: str, outputs: dict) -> Drift | None:
         return None
     provider = provider_class()
     label = outputs.get("label") or urn.split("::")[-1]
-    result = provider.read(id_, dict(outputs))
+    with contextlib.redirect_stdout(io.StringIO()):  # read's progress lines are for the pulumi CLI only
+        result = provider.read(id_, dict(outputs))
     if not result.id:
         return Drift(urn, type_name, id_, DELETED, f"{label}: {id_} no longer exists in Valohai")
     live = result.outs or {}
@@ -79,6 +84,9 @@ def classify(type_name: str, urn: str, id_: str, outputs: dict) -> Drift | None:
         return Drift(urn, type_name, id_, STATUS, f"{label}: status {outputs.get('status')} -> {live.get('status')}")
     if problem:
         return Drift(urn, type_name, id_, EDITED, f"{label}: {problem} is {live.get(problem)!r} in Valohai")
+    cosmetic = provider.cosmetic_edit(outputs, live)
+    if cosmetic:
+        return Drift(urn, type_name, id_, EDITED, f"{label}: {cosmetic} (cosmetic: `pulumi up` keeps it)")
     return None
 
 

@@ -23,7 +23,33 @@ RECORDED_TOOLCHAIN_DIR = ROOT / ".pulumi" / "toolchain-dir"
 # The project's own Pulumi home and file state, for stacks run by hand (`. scripts/env.sh`).
 PROJECT_HOME = ROOT / ".pulumi" / "home"
 PROJECT_STATE = ROOT / ".pulumi" / "state"
+# The passphrase `. scripts/env.sh` sets when none is set, so that the demo's `local` stack (which holds no
+# secret: its token comes from VALOHAI_API_TOKEN) works out of the box. It is in the repository, so it
+# protects nothing: a stack whose secrets are encrypted with it (or with an empty passphrase) is refused by
+# the program (`stacks/preflight.py`, `check_secrets`), with the fix.
 DEFAULT_PASSPHRASE = "local-stacks-only"
+PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
+PASSPHRASE_FILE_ENV = "PULUMI_CONFIG_PASSPHRASE_FILE"
+
+
+def passphrase_in_effect(env: Mapping[str, str]) -> str | None:
+    """The passphrase the pulumi CLI encrypts a passphrase-provider stack's secrets with, as it chooses it:
+    `PULUMI_CONFIG_PASSPHRASE` when set (even empty), else the contents of the file named by
+    `PULUMI_CONFIG_PASSPHRASE_FILE`, else None (the CLI would prompt)."""
+    if PASSPHRASE_ENV in env:
+        return env[PASSPHRASE_ENV]
+    path = env.get(PASSPHRASE_FILE_ENV)
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            return None
+    return None
+
+
+def is_public_passphrase(passphrase: str | None) -> bool:
+    """True for a passphrase anyone with the repository knows: the default one, or an empty one."""
+    return passphrase is not None and passphrase.strip() in ("", DEFAULT_PASSPHRASE)
 
 
 def recorded_bin_dir() -> Path | None:

@@ -7,11 +7,16 @@ Why one client: retries, error messages and token hygiene are decided once. Ever
 - never retries a POST by itself: a POST whose answer was lost may have been applied, so the providers
   retry creates through `providers.resources.adoption`, which looks for the object by its content tag first;
 - raises the typed errors of `providers.api.errors`, carrying the server's own message, never the token
-  (`ValohaiTransient` for what may succeed if tried again: 5xx, 429, a dropped connection, a time-out).
+  (`ValohaiTransient` for what may succeed if tried again: 5xx, 429, a dropped connection, a time-out);
+- sends the token only to the configured host: an absolute URL the server hands back (a list's `next`
+  link) that points at another scheme, host or port is refused, not followed;
+- refuses a host URL that carries credentials (`https://user:password@host`) and never shows them: every
+  message shows such a URL through `redact_url` (`https://***@host`).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +40,39 @@ API_PREFIX = "/api/v0/"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 # Failures urllib3 cannot retry because they happen after the response started (a body cut short).
 BROKEN_EXCHANGE = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Everything up to the last `@` after the scheme: the user info (`user:password@`), even when a careless
+# password holds `@` or `/` unencoded. Showing too little of a URL is the safe side.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>.*@)", re.DOTALL)
+SHOWN_PROJECTS = 20  # how many visible projects an unknown-project message lists
+
+
+def redact_url(url: str) -> str:
+    """The URL with any credentials in it replaced by `***` (`http://user:pw@host` -> `http://***@host`),
+    so that an error message can show which URL was meant without echoing a password."""
+    return _USERINFO.sub(lambda m: (m.group("scheme") or "") + "***@", str(url).strip(), count=1)
+
+
+def has_credentials(url: str) -> bool:
+    """True when the URL carries a user name or password (`scheme://user:pw@host`)."""
+    return redact_url(url) != str(url).strip()
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in: what "the same host" means."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def project_label(project: Mapping[str, Any]) -> str:
+    """`owner/name` as valohai-cli shows a project when owners differ, or just the name."""
+    owner = (project.get("owner") or {}).get("username") if isinstance(project.get("owner"), Mapping) else None
+    return f"{owner}/{project.get('name')}" if owner else str(project.get("name"))
 
 
 @dataclass(frozen=True)
@@ -71,9 +109,16 @@ class ValohaiClient:
     def __init__(
         self, host: str, token: str, *, retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None
     ) -> None:
+        if has_credentials(host):
+            raise ValueError(
+                f"valohai host must not hold credentials, got {redact_url(host)!r}: give the host alone "
+                f"(e.g. https://app.valohai.com) and the token as the secret valohai:token or VALOHAI_API_TOKEN"
+            )
         parsed = urlsplit(host)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"valohai host must be an http(s) URL such as https://app.valohai.com, got {host!r}")
+            raise ValueError(
+                f"valohai host must be an http(s) URL such as https://app.valohai.com, got {redact_url(host)!r}"
+            )
         self.host = f"{parsed.scheme}://{parsed.netloc}"
         self._token = token
         self.retry = retry
@@ -90,8 +135,20 @@ class ValohaiClient:
     # --- plumbing -------------------------------------------------------------------------------
 
     def url(self, path: str) -> str:
-        if path.startswith("http://") or path.startswith("https://"):
-            return path
+        """The full URL of an API path (`users/me/`, `/api/v0/users/me/`) or of an absolute URL the server
+        returned; an absolute URL on another host is refused, so the token never leaves `self.host`."""
+        parts = urlsplit(path)
+        if parts.scheme or parts.netloc:
+            url = urljoin(self.host + "/", path)
+            if origin(url) != origin(self.host):
+                raise ValohaiError(
+                    f"refusing to follow {redact_url(url)}: the API at {self.host} pointed to another host, and "
+                    f"the token is sent only to valohai:host (check that valohai:host is the server's public URL)",
+                    path=parts.path,
+                )
+            return url
+        if path.startswith(API_PREFIX):
+            return self.host + path
         return urljoin(self.host + API_PREFIX, path.lstrip("/"))
 
     def request(
@@ -145,7 +202,7 @@ class ValohaiClient:
         elif isinstance(exc, requests.exceptions.ConnectTimeout):
             message = f"{method} {shown} could not connect to {self.host} within {self.retry.timeout:.0f}s"
             kind = ValohaiUnreachable
-        elif isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc):
+        elif isinstance(exc, requests.exceptions.ConnectionError) and never_connected(exc):
             message = (
                 f"cannot reach the Valohai API at {self.host} ({method} {shown}); check valohai:host and "
                 f"that the server is running"
@@ -202,14 +259,34 @@ class ValohaiClient:
         return self.post("projects/", {"name": name, "description": description})
 
     def resolve_project(self, name_or_id: str) -> dict:
-        """Accept a project id, a name, or `owner/name`, as `vh project link` does."""
-        for project in self.list_projects():
-            owner = (project.get("owner") or {}).get("username", "")
-            if name_or_id in (project["id"], project["name"], f"{owner}/{project['name']}"):
-                return project
+        """A project by id, name or `owner/name`, matched without regard to case as `vh project link <spec>`
+        does (valohai-cli, valohai_cli/commands/project/link.py: `filter_projects` compares the lower-cased
+        id and name, and when several projects match it asks the user to pick one, showing `owner/name`
+        when the owners differ). There is no one to ask here, so several matches are an error that lists the
+        `owner/name` candidates; an exact-case match wins over case-insensitive ones. `owner/name` is this
+        tool's addition, to pick one of them.
+        """
+        projects = self.list_projects()
+        spec = name_or_id.strip()
+        wanted = spec.lower()
+        matches = [p for p in projects if str(p.get("id", "")).lower() == wanted]
+        if not matches:
+            matches = [p for p in projects if wanted in (str(p.get("name", "")).lower(), project_label(p).lower())]
+        if len(matches) > 1:
+            exact = [p for p in matches if spec in (p.get("id"), p.get("name"), project_label(p))]
+            matches = exact if len(exact) == 1 else matches
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ValohaiError(
+                f"valohai:project {spec!r} is ambiguous: {len(matches)} projects visible with this token match it "
+                f"({', '.join(sorted(project_label(p) for p in matches))}); set valohai:project to one of these "
+                f"owner/name forms or to the project's id",
+                path="projects/",
+            )
         raise ValohaiNotFound(
-            f"no Valohai project named or with id {name_or_id!r} is visible with this token; "
-            f"create it or fix valohai:project",
+            f"no Valohai project named or with id {spec!r} is visible with this token "
+            f"(visible: {visible_projects(projects)}); create it or fix valohai:project",
             status=404,
             path="projects/",
         )
@@ -298,7 +375,16 @@ class ValohaiClient:
         raise ValohaiTransient(problem, path=f"data/{datum_id}/download/")
 
 
-def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+def visible_projects(projects: list[dict], limit: int = SHOWN_PROJECTS) -> str:
+    """The projects a token can see, as one short line: `alice/a, bob/b, ... and 3 more`, or `none`."""
+    labels = sorted(project_label(p) for p in projects)
+    if not labels:
+        return "none"
+    more = f" and {len(labels) - limit} more" if len(labels) > limit else ""
+    return ", ".join(labels[:limit]) + more
+
+
+def never_connected(exc: requests.exceptions.ConnectionError) -> bool:
     """True when no connection was ever made (refused, no route, DNS): nothing can have been applied."""
     text = repr(exc)
     return any(marker in text for marker in ("NewConnectionError", "Connection refused", "NameResolutionError"))

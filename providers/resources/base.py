@@ -69,20 +69,44 @@ class ValohaiProvider(ResourceProvider):
 
     # --- diff --------------------------------------------------------------------------------------
 
+    # The word the plan uses when the key changes: "replace" for pipelines, "re-run" for executions.
+    replace_word = "replace"
+
+    def label(self, props: Mapping[str, Any], id_: str) -> str:
+        """The resource's name in the plan's reason lines (a cell's name, `data/<harbor>`, `prediction`)."""
+        return str(props.get("label") or id_)
+
     def diff(self, _id: str, olds: dict, news: dict) -> DiffResult:
         """Compare stored outputs with desired inputs key by key, and replace what failed remotely.
 
         `olds` are the stored *outputs* (refreshed by `read` when refresh is on), which carry every
-        input key plus the live status, so drift made outside the tool shows up here.
+        input key plus the live status, so drift made outside the tool shows up here. Providers with a
+        content key list `key` in `replace_keys` and leave payloads out: a payload may hold values only
+        known after an upstream resource is made, the key never does, so the plan equals what `up` does.
+        Every change prints one line `<name>: <op>: <reason>` (`providers.sweep.explain`).
         """
-        replaces = [k for k in self.replace_keys if changed(olds.get(k), news.get(k))]
+        from providers.sweep.explain import reason_line, reasons
+
+        replaces = [
+            k for k in self.replace_keys if changed(cosmetic_free(k, olds.get(k)), cosmetic_free(k, news.get(k)))
+        ]
         updates = [k for k in self.update_keys if changed(olds.get(k), news.get(k))]
+        why: list[str] = []
+        op = self.replace_word
+        if "key" in replaces:
+            why += reasons(olds.get("identity"), news.get("identity"))
+        why += [f"{k} {olds.get(k)} -> {news.get(k)}" for k in replaces if k != "key"]
         status_reason = self.remote_problem(olds)
         if status_reason:
+            if not replaces:
+                op = "re-run"
             replaces.append(status_reason)
-        if replaces or updates:
-            detail = ", ".join(replaces + updates)
-            progress(f"{type(self).__name__} {_id}: changes in {detail}")
+            why.append(self.problem_reason(olds, status_reason))
+        label = self.label(news if news.get("label") else olds, _id)
+        if replaces:
+            progress(reason_line(label, op, why))
+        elif updates:
+            progress(reason_line(label, "update", [f"{k} changed" for k in updates]))
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
 
     def remote_problem(self, outs: Mapping[str, Any]) -> str | None:
@@ -90,6 +114,23 @@ class ValohaiProvider(ResourceProvider):
         if is_failed(outs.get("status")):
             return "status"
         return None
+
+    def cosmetic_edit(self, stored: Mapping[str, Any], live: Mapping[str, Any]) -> str | None:
+        """A field edited outside the tool that is not identity (no replace); drift-check reports it."""
+        return None
+
+    def problem_reason(self, outs: Mapping[str, Any], problem: str) -> str:
+        """`remote_problem`'s answer in words, for the plan."""
+        if problem == "status":
+            return f"last run {outs.get('status')}"
+        return f"{problem} changed outside the tool"
+
+
+def cosmetic_free(key: str, value: Any) -> Any:
+    """A value without what does not matter: the host's trailing slash."""
+    if key == "host" and isinstance(value, str) and not is_unknown(value):
+        return value.rstrip("/")
+    return value
 
 
 def changed(old: Any, new: Any) -> bool:

@@ -1,5 +1,7 @@
 """`CodePackage`: the steps and valohai.yaml, uploaded once per content as an ad-hoc commit.
 
+What goes in: `package_files` (caches, swap and OS files left out; a `.vhignore` honoured).
+
 The tarball is built deterministically (sorted names, zeroed times and owners), so its identifier
 (`~` + sha256, as valohai-cli computes it) is known in the program before anything is uploaded:
 preview can show exact payloads and cell keys, and an unchanged tree never uploads again.
@@ -7,14 +9,16 @@ preview can show exact payloads and cell keys, and an unchanged tree never uploa
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import hashlib
 import io
 import tarfile
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pathspec
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource
 
@@ -24,25 +28,56 @@ from providers.resources.adoption import create_once
 from providers.resources.base import ValohaiProvider, input_view, progress
 
 PACKAGE_ROOTS = ("valohai.yaml", "steps")
-SKIPPED_PARTS = ("__pycache__", ".valohai", ".ipynb_checkpoints")
+IGNORE_FILE = ".vhignore"
+# Never packaged, whatever the ignore file says: caches, editor swap and backup files, OS litter, and every
+# dot-file or dot-folder (`.DS_Store`, `.ipynb_checkpoints`, `.valohai`, `.a.py.swp`, `.git`), as
+# valohai-cli's own file walk skips them (valohai_cli/packager.py, `_get_files_walk`).
+SKIPPED_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", ".valohai", ".mypy_cache", ".pytest_cache"})
+SKIPPED_FILES = ("*.pyc", "*.pyo", "*.swp", "*.swo", "*~", "#*#", ".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+def ignore_rules(root: Path) -> pathspec.GitIgnoreSpec | None:
+    """The project's `.vhignore` (at `root`, next to valohai.yaml), or None when there is none.
+
+    Same file and semantics as valohai-cli (valohai_cli/packager.py, `_get_files`: a `.vhignore` in the
+    project directory, gitignore patterns, matched against paths relative to that directory), parsed
+    with `pathspec`'s gitignore implementation: `*.log` anywhere, `/steps/x.py` from the root only,
+    `data/` a folder anywhere, `!keep.log` re-includes, `#` comments, `**` any depth.
+    """
+    path = root / IGNORE_FILE
+    if not path.is_file():
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(path.read_text(encoding="utf-8", errors="replace").splitlines())
+
+
+def is_skipped(relative: PurePosixPath) -> bool:
+    """Whether a path (relative to the project root) is a cache, swap, backup, OS or hidden file."""
+    if any(part in SKIPPED_DIRS or part.startswith(".") for part in relative.parts):
+        return True
+    return any(fnmatch.fnmatchcase(relative.name, pattern) for pattern in SKIPPED_FILES)
 
 
 def package_files(root: Path) -> list[Path]:
-    """What the package holds: valohai.yaml and every file under steps/ but caches, sorted by path."""
+    """What the package holds, sorted by path: valohai.yaml and the files under steps/, minus what
+    `is_skipped` names and what the project's `.vhignore` (see `ignore_rules`) excludes."""
+    if not (root / "valohai.yaml").is_file():
+        raise FileNotFoundError(f"no valohai.yaml in {root}")
+    rules = ignore_rules(root)
+    if rules is not None and rules.match_file("valohai.yaml"):
+        raise FileNotFoundError(f"{root / IGNORE_FILE} excludes valohai.yaml, which every package must hold")
     files: list[Path] = []
     for entry in PACKAGE_ROOTS:
         path = root / entry
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files += [
-                p
-                for p in path.rglob("*")
-                if p.is_file() and not any(s in p.parts for s in SKIPPED_PARTS) and p.suffix not in (".pyc", ".pyo")
-            ]
-    if not (root / "valohai.yaml").is_file():
-        raise FileNotFoundError(f"no valohai.yaml in {root}")
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+            files += [p for p in path.rglob("*") if p.is_file()]
+    kept = []
+    for path in files:
+        relative = PurePosixPath(path.relative_to(root).as_posix())
+        if not is_skipped(relative) and not (rules is not None and rules.match_file(relative.as_posix())):
+            kept.append(path)
+    return sorted(kept, key=lambda p: p.relative_to(root).as_posix())
 
 
 def build_package(root: Path, files: Iterable[Path] | None = None) -> bytes:
@@ -76,6 +111,9 @@ def files_hash(root: Path, names: Iterable[str]) -> str:
 class CodePackageProvider(ValohaiProvider):
     replace_keys = ("host", "project", "commit")
     INPUTS = ("host", "project", "root", "commit")
+
+    def label(self, props, id_):
+        return "code"
 
     def check_inputs(self, news):
         problems = []

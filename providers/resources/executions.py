@@ -18,7 +18,7 @@ from providers.api.errors import ValohaiNotFound, ValohaiTransient
 from providers.api.statuses import DONE
 from providers.api.waiting import summarize, wait_for
 from providers.resources.adoption import create_once, find_adoptable
-from providers.resources.base import input_view
+from providers.resources.base import input_view, progress
 
 
 def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], tag: str) -> dict:
@@ -76,8 +76,9 @@ def read_execution_backed(id_: str, props: dict, input_keys: tuple[str, ...]) ->
     try:
         execution = client(props["host"]).get_execution(id_, exclude="outputs,metadata,events")
     except ValohaiNotFound:
-        return ReadResult("", {})
+        execution = {"deleted": True}
     if execution.get("deleted"):
+        progress(f"{props.get('label') or id_}: re-create: execution deleted outside the tool")
         return ReadResult("", {})
     outs = {**props, "status": execution["status"]}
     return ReadResult(id_, outs, inputs=input_view(outs, input_keys))

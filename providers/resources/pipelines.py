@@ -1,9 +1,14 @@
 """`TrainingPipeline` (one per sweep cell) and `SweepPipeline` (single mode): a Valohai pipeline with a payload.
 
 Create submits and returns at once (the wait is `TrainingResults`' job: the provider server runs at
-most 4 calls at a time, so a provider that waited per cell would run at most 4 cells at once). Identity is content: the key is a hash of the stack and the payload, and
-it rides along as a pipeline tag, so create adopts a pipeline already made for this key (after a killed
-`pulumi up`, or a retried POST) instead of making a duplicate. Read reports the live status, and a
+most 4 calls at a time, so a provider that waited per cell would run at most 4 cells at once).
+Identity is content: the key rides along as a pipeline tag, so create adopts a pipeline already made for this key (after a killed
+`pulumi up`, or a retried POST) instead of making a duplicate.
+
+The key is computed in the program from values known at preview (`providers.sweep.identity`): the
+preprocess and train nodes' content keys, never the ad-hoc commit. The diff compares keys only; the
+payload is a plain stored input, so a new commit alone keeps every finished pipeline. The title is
+cosmetic: renamed in the UI, the pipeline stays (drift-check still reports the edit). Read reports the live status, and a
 pipeline that errored, was stopped, or was deleted outside the tool is planned for re-creation.
 """
 
@@ -12,14 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource
+from pulumi.dynamic import CreateResult, ReadResult, Resource
 
 from providers.api.credentials import client
 from providers.api.errors import ValohaiNotFound
 from providers.api.statuses import is_terminal
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
-from providers.sweep.identity import content_tag, pipeline_key
+from providers.sweep.identity import content_tag
 
 
 def node_executions(pipeline: dict) -> dict[str, dict]:
@@ -31,6 +36,7 @@ def node_executions(pipeline: dict) -> dict[str, dict]:
             "id": execution.get("id"),
             "counter": execution.get("counter"),
             "status": execution.get("status") or node.get("status"),
+            "detail": execution.get("status_detail"),
         }
     return found
 
@@ -46,46 +52,42 @@ def live_outputs(pipeline: dict) -> dict[str, Any]:
 
 
 class PipelineProvider(ValohaiProvider):
-    replace_keys = ("host", "payload", "stack")
-    INPUTS = ("host", "payload", "stack", "label")
+    replace_keys = ("host", "key")
+    INPUTS = ("host", "payload", "stack", "label", "key", "identity")
 
     def check_inputs(self, news):
         payload = news.get("payload")
-        if payload is None or is_unknown(payload):
-            return []
         problems = []
+        if "key" in news and not news["key"]:
+            problems.append(("key", "a pipeline needs its content key (computed by stacks/program.py)"))
+        if payload is None or is_unknown(payload):
+            return problems
         if not isinstance(payload, dict) or not payload.get("nodes"):
             problems.append(("payload", "a pipeline payload needs nodes (built from valohai.yaml's training-pipeline)"))
         elif not payload.get("project"):
             problems.append(("payload", "the pipeline payload names no project"))
         return problems
 
-    def diff(self, id_: str, olds: dict, news: dict) -> DiffResult:
-        result = super().diff(id_, olds, news)
-        if "payload" in (result.replaces or []) and isinstance(news.get("payload"), dict):
-            from deepdiff import DeepDiff  # only when something changed; see resources.base.changed
+    def cosmetic_edit(self, stored, live):
+        if live.get("live_title") != stored.get("live_title") and live.get("live_title") is not None:
+            return f"title is {live['live_title']!r} in Valohai, was {stored.get('live_title')!r}"
+        return None
 
-            changes = DeepDiff(olds.get("payload"), news["payload"], ignore_numeric_type_changes=True)
-            paths = sorted(
-                {
-                    p.replace("root", "payload")
-                    for kind in changes.values()
-                    for p in (kind.keys() if isinstance(kind, dict) else kind)
-                }
-            )[:6]
-            progress(f"{olds.get('label', id_)}: payload changed at {', '.join(paths)}")
-        return result
-
-    def remote_problem(self, outs):
-        if outs.get("live_title") and outs.get("payload", {}).get("title") not in (None, outs["live_title"]):
-            return "live_title"  # renamed outside the tool
-        return super().remote_problem(outs)
+    def problem_reason(self, outs, problem):
+        if problem != "status":
+            return super().problem_reason(outs, problem)
+        failed = [
+            f"{name}: {node.get('detail') or node.get('status')}"
+            for name, node in sorted((outs.get("nodes") or {}).items())
+            if node.get("status") in ("error", "stopped")
+        ]
+        return f"last run {outs.get('status')}" + (f" ({'; '.join(failed)})" if failed else "")
 
     def create(self, props: dict) -> CreateResult:
         props = integral_numbers(props)
         api = client(props["host"])
         payload = props["payload"]
-        key = pipeline_key(props["stack"], payload)
+        key = props["key"]
         tag = content_tag(key)
         pipeline, adopted = create_once(
             lambda: api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]}),
@@ -96,14 +98,15 @@ class PipelineProvider(ValohaiProvider):
             progress(f"{props['label']}: adopted existing pipeline #{pipeline.get('counter')} ({pipeline['status']})")
         else:
             progress(f"{props['label']}: submitted pipeline #{pipeline.get('counter')}")
-        return CreateResult(pipeline["id"], {**input_view(props, self.INPUTS), "key": key, **live_outputs(pipeline)})
+        return CreateResult(pipeline["id"], {**input_view(props, self.INPUTS), **live_outputs(pipeline)})
 
     def read(self, id_: str, props: dict) -> ReadResult:
         try:
             pipeline = client(props["host"]).get_pipeline(id_)
         except ValohaiNotFound:
-            return ReadResult("", {})
+            pipeline = {"deleted": True}
         if pipeline.get("deleted"):
+            progress(f"{props.get('label', id_)}: re-create: pipeline deleted outside the tool")
             return ReadResult("", {})
         outs = {**props, **live_outputs(pipeline)}
         return ReadResult(id_, outs, inputs=input_view(outs, self.INPUTS))
@@ -124,7 +127,16 @@ class _PipelineResource(Resource):
     nodes: pulumi.Output[dict]
 
     def __init__(
-        self, name: str, *, host: Any, payload: Any, stack: str, label: str, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        *,
+        host: Any,
+        payload: Any,
+        stack: str,
+        label: str,
+        key: str,
+        identity: dict,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
             PipelineProvider(),
@@ -134,7 +146,8 @@ class _PipelineResource(Resource):
                 "payload": payload,
                 "stack": stack,
                 "label": label,
-                "key": None,
+                "key": key,
+                "identity": identity,
                 "status": None,
                 "counter": None,
                 "url": None,

@@ -4,6 +4,10 @@ Parallel mode posts the execution (the seed's final step, with `exec_ids` and th
 single mode adopts the predict node's execution of the sweep pipeline. Either way the report
 (`predictions.json`, heatmap, HTML gallery, sample images) is downloaded into `report_dir`, so a user
 can open it without any Valohai access.
+
+Its key is the predict node's content key (the step, its files, the harbors, and upstream every cell's
+train key and every test set's preprocess key), computed in the program: known at preview, while the
+payload (execution ids, model datums) is not. The diff compares keys only.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from providers.api.statuses import is_terminal
 from providers.resources.adoption import retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
 from providers.resources.executions import read_execution_backed, submit_or_adopt_execution, wait_for_execution
-from providers.sweep.identity import content_tag, prediction_key
+from providers.sweep.identity import content_tag
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
 
@@ -44,9 +48,10 @@ def download_report(api: ValohaiClient, execution_id: str, report_dir: Path) -> 
 
 
 class PredictionProvider(ValohaiProvider):
-    replace_keys = ("host", "payload", "execution_id_from_pipeline", "stack")
+    replace_keys = ("host", "key")
     update_keys = ()
-    INPUTS = ("host", "payload", "execution_id_from_pipeline", "stack", "report_dir")
+    replace_word = "re-run"
+    INPUTS = ("host", "payload", "execution_id_from_pipeline", "stack", "report_dir", "label", "key", "identity")
 
     def check_inputs(self, news):
         payload, adopted = news.get("payload"), news.get("execution_id_from_pipeline")
@@ -60,7 +65,7 @@ class PredictionProvider(ValohaiProvider):
         if props.get("execution_id_from_pipeline"):
             execution = api.get_execution(props["execution_id_from_pipeline"], exclude="outputs")
         else:
-            key = prediction_key(props["stack"], props["payload"])
+            key = props["key"]
             execution = submit_or_adopt_execution(api, props["payload"], content_tag(key))
             progress(f"prediction: execution #{execution.get('counter')}")
         execution = wait_for_execution(
@@ -106,6 +111,8 @@ class Prediction(Resource, module="valohai", name="Prediction"):
         host: Any,
         stack: str,
         report_dir: str,
+        key: str,
+        identity: dict,
         payload: Any = None,
         execution_id_from_pipeline: Any = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -117,6 +124,9 @@ class Prediction(Resource, module="valohai", name="Prediction"):
                 "host": host,
                 "stack": stack,
                 "report_dir": report_dir,
+                "label": "prediction",
+                "key": key,
+                "identity": identity,
                 "payload": payload,
                 "execution_id_from_pipeline": execution_id_from_pipeline,
                 "status": None,

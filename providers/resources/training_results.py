@@ -2,7 +2,8 @@
 
 One resource for the whole sweep (cell resources return at submission, so the sweep runs in parallel
 however many cells there are). Its outputs are the seed's final product: the training execution
-id per cell, plus each cell's metrics and model datums. A failed cell fails this resource with the cell's
+id per cell, plus each cell's metrics and model datums, and the test sets (`test/*` output datums) of
+the preprocess nodes named in `test_sets`, which the prediction reads (this stack's data, never `…/latest`). A failed cell fails this resource with the cell's
 name and a pointer to its logs; the cells that finished stay finished, and the next `pulumi up` replaces
 only the failed one and waits again.
 """
@@ -40,9 +41,12 @@ def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, dict |
 
 
 class TrainingResultsProvider(ValohaiProvider):
-    update_keys = ("cells", "predict", "timeout_seconds")
+    update_keys = ("cells", "predict", "timeout_seconds", "test_sets")
     replace_keys = ("host",)
-    INPUTS = ("host", "cells", "predict", "timeout_seconds")
+    INPUTS = ("host", "cells", "predict", "timeout_seconds", "test_sets")
+
+    def label(self, props, id_):
+        return "results"
 
     def check_inputs(self, news):
         cells = news.get("cells")
@@ -108,7 +112,23 @@ class TrainingResultsProvider(ValohaiProvider):
                 f"{len(failed)} of {len(states)} sweep cells failed; finished cells are kept and the "
                 f"next `pulumi up` re-runs only these:\n  " + "\n  ".join(lines)
             )
-        return {**input_view(props, self.INPUTS), **self._results(api, executions)}
+        test_sets = {
+            harbor: self._test_set(
+                api, pipelines_done.get(where["pipeline"]) or api.get_pipeline(where["pipeline"]), where["node"]
+            )
+            for harbor, where in sorted((props.get("test_sets") or {}).items())
+        }
+        return {**input_view(props, self.INPUTS), **self._results(api, executions), "test_set_uris": test_sets}
+
+    @staticmethod
+    def _test_set(api: ValohaiClient, pipeline: Mapping[str, Any], node_name: str) -> list[str]:
+        """`datum://` URIs of a preprocess node's `test/…` outputs."""
+        _, execution = cell_state(pipeline, node_name)
+        if not execution:
+            raise RuntimeError(f"pipeline #{pipeline.get('counter')} has no execution for node {node_name}")
+        return sorted(
+            f"datum://{d['id']}" for d in api.execution_outputs(execution["id"]) if d["name"].startswith("test/")
+        )
 
     @staticmethod
     def _results(api: ValohaiClient, executions: Mapping[str, dict | None]) -> dict:
@@ -139,6 +159,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
     metrics: pulumi.Output[dict]
     model_uris: pulumi.Output[dict]
     prediction_execution_id: pulumi.Output[str]
+    test_set_uris: pulumi.Output[dict]
 
     def __init__(
         self,
@@ -148,6 +169,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
         cells: Any,
         timeout_seconds: float,
         predict: Any = None,
+        test_sets: Any = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -157,11 +179,13 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
                 "host": host,
                 "cells": cells,
                 "predict": predict,
+                "test_sets": test_sets,
                 "timeout_seconds": timeout_seconds,
                 "training_execution_ids": None,
                 "metrics": None,
                 "model_uris": None,
                 "prediction_execution_id": None,
+                "test_set_uris": None,
             },
             opts,
         )

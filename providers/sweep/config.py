@@ -29,6 +29,27 @@ class SweepConfigError(ValueError):
     """A stack config value is wrong; the message names the key and how to fix it."""
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value as the one-line error shows it: its repr, cut short (a pasted 10 MB list stays one line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _kind(value: Any) -> str:
+    """What the user gave, in YAML words: `a list`, `a mapping`, `a string`."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__
+
+
 @dataclass(frozen=True)
 class Cell:
     """One sweep cell: one harbor trained for one number of epochs."""
@@ -75,15 +96,22 @@ def _list_of(value: Any, key: str, example: str) -> list[Any]:
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
-        raise SweepConfigError(f"{key} must be a list such as {example}, got {value!r}")
+        raise SweepConfigError(f"{key} must be a list such as {example}, got {_kind(value)}: {_shown(value)}")
     if not items or any(i in ("", None) for i in items):
-        raise SweepConfigError(f"{key} must list at least one value and no empty ones, e.g. {example}; got {value!r}")
+        raise SweepConfigError(
+            f"{key} must list at least one value and no empty ones, e.g. {example}; got {_shown(value)}"
+        )
+    nested = next((i for i in items if isinstance(i, (Mapping, list, tuple))), None)
+    if nested is not None:
+        raise SweepConfigError(
+            f"{key} must be a flat list such as {example}; one item is {_kind(nested)}: {_shown(nested)}"
+        )
     return items
 
 
 def _number(value: Any, key: str, kind: type, low: float, high: float) -> Any:
     if isinstance(value, bool):
-        raise SweepConfigError(f"{key} must be a number between {low} and {high}, got {value!r}")
+        raise SweepConfigError(f"{key} must be a number between {low:g} and {high:g}, got {value!r}")
     try:
         number = kind(value)
         if kind is int and (
@@ -91,9 +119,10 @@ def _number(value: Any, key: str, kind: type, low: float, high: float) -> Any:
             or (isinstance(value, str) and not re.fullmatch(r"\s*-?\d+\s*", value))
         ):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SweepConfigError(
-            f"{key} must be {'a whole number' if kind is int else 'a number'} between {low:g} and {high:g}, got {value!r}"
+            f"{key} must be {'a whole number' if kind is int else 'a number'} between {low:g} and {high:g}, "
+            f"got {_shown(value)}"
         ) from None
     if not low <= number <= high:
         raise SweepConfigError(f"{key} must be between {low:g} and {high:g}, got {number!r}")
@@ -110,7 +139,7 @@ def parse_harbors(value: Any) -> tuple[str, ...]:
     for h in harbors:
         if not is_harbor_name(h):
             raise SweepConfigError(
-                f"harbors: {h!r} is not a valid harbor name: use letters, digits, '_', '-' or '.' "
+                f"harbors: {_shown(h)} is not a valid harbor name: use letters, digits, '_', '-' or '.' "
                 f"(it names datasets such as dataset://<harbor>_train)"
             )
     dupes = sorted({h for h in harbors if harbors.count(h) > 1})
@@ -130,9 +159,15 @@ def parse_epochs(value: Any) -> tuple[int, ...]:
     return tuple(epochs)
 
 
-def _parameters(value: Mapping[str, Any] | None, specs: dict[str, ParameterSpec], key: str) -> dict[str, Any]:
+def _parameters(value: Any, specs: dict[str, ParameterSpec], key: str) -> dict[str, Any]:
+    if value is not None and not isinstance(value, Mapping):
+        example = ", ".join(f"{k}: {v}" for k, v in defaults(specs).items())
+        raise SweepConfigError(
+            f"{key} must be a mapping such as {{{example}}}, got {_kind(value)}: {_shown(value)}; "
+            f"set one value with `pulumi config set --path '{key}.<name>' <value>`"
+        )
     given = dict(value or {})
-    unknown = sorted(set(given) - set(specs))
+    unknown = sorted(str(k) for k in set(given) - set(specs))
     if unknown:
         raise SweepConfigError(f"{key} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(specs))}")
     merged = {**defaults(specs), **given}
@@ -147,7 +182,7 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
         raise SweepConfigError("epochs is not set: run `pulumi config set --path 'epochs[0]' 2`")
     mode = raw.get("mode") or "parallel"
     if mode not in MODES:
-        raise SweepConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise SweepConfigError(f"mode must be one of {', '.join(MODES)}, got {_shown(mode)}")
     sweep = Sweep(
         harbors=parse_harbors(raw["harbors"]),
         epochs=parse_epochs(raw["epochs"]),

@@ -1,9 +1,17 @@
 """Identity is content: every key the tool derives, and the tag that carries it, are made here.
 
-A remote object's key is a hash of what it was made from (the stack and its payload, a harbor's data
-sizes, ...). The key rides along as a tag, so a create can find and adopt the object an earlier, killed or
-retried run already made (`providers.resources.adoption`). Changing any recipe here changes every key, so
-existing objects are no longer recognised: treat the functions as a stored format. Pure: standard library only.
+A pipeline node's content key (`node_identity` -> `node_key`) is the canonical JSON of: the step's
+definition as valohai-yaml parses it (`config.steps[name].serialize()`), the sha256 of the files the step
+runs (`providers.sweep.step_files`), the node's parameters, and the keys of what feeds it (the upstream
+node's key for an edge, the producing dataset's key for data this stack makes). A resource's key
+(`resource_key`) is its stack plus its nodes' keys: a cell's is its preprocess and train keys, a
+HarborDataset's its generate node's, the Prediction's its predict node's. The ad-hoc commit is NOT part of
+any key: it is what new work runs on, so a cell whose key is unchanged keeps its pipeline.
+
+The key rides along as a tag, so a create can find and adopt the object an earlier, killed or retried
+run already made (`providers.resources.adoption`). Changing any recipe here changes every key, so
+existing objects are no longer recognised: treat the functions as a stored format. Pure: standard
+library only.
 """
 
 from __future__ import annotations
@@ -31,16 +39,26 @@ def content_tag(key: str) -> str:
     return f"{TAG_PREFIX}{key[:TAG_KEY_LENGTH]}"
 
 
-def pipeline_key(stack: str, payload: Any) -> str:
-    """A sweep cell's (or the single-mode sweep's) pipeline: the stack and the full payload."""
-    return content_key("pipeline", stack, payload)
+def node_identity(
+    step: Any, files: dict[str, str], parameters: dict[str, Any], upstream: dict[str, Any]
+) -> dict[str, Any]:
+    """What a node's key is made of, in the shape stored in state (and shown by the plan's reasons).
+
+    `step` is `config.steps[name].serialize()`; it is stored as its hash with the step's name, the rest as is.
+    """
+    return {
+        "step": {"name": step.get("name"), "sha256": hashlib.sha256(canonical_json(step).encode()).hexdigest()},
+        "files": dict(sorted(files.items())),
+        "parameters": dict(sorted(parameters.items())),
+        "upstream": dict(sorted(upstream.items())),
+    }
 
 
-def harbor_data_key(stack: str, harbor: str, data: Any, generator_key: str) -> str:
-    """A harbor's generated data: its sizes and seed, and the generator's own files."""
-    return content_key("harbor-data", stack, harbor, data, generator_key)
+def node_key(identity: dict[str, Any]) -> str:
+    """A pipeline node's content key."""
+    return content_key("node", identity)
 
 
-def prediction_key(stack: str, payload: Any) -> str:
-    """The prediction execution of a parallel-mode sweep."""
-    return content_key("prediction", stack, payload)
+def resource_key(kind: str, stack: str, identity: dict[str, dict[str, Any]]) -> str:
+    """A resource's key: its kind, its stack and its nodes' keys (node name -> identity)."""
+    return content_key(kind, stack, {name: node_key(node) for name, node in sorted(identity.items())})

@@ -55,20 +55,44 @@ def _node(payload: Mapping[str, Any], name: str) -> dict:
     return next(n for n in payload["nodes"] if n["name"] == name)
 
 
+def cell_parameters(cell: Cell, sweep: Sweep) -> dict[str, dict[str, Any]]:
+    """The parameters a cell sets on its preprocess and train nodes (the rest are valohai.yaml's defaults)."""
+    return {
+        PREPROCESS_NODE: {
+            "dataset_name": cell.harbor,
+            "validation_split": sweep.train["validation_split"],
+            "image_size": sweep.data["image_size"],
+        },
+        TRAIN_NODE: {
+            "dataset_name": cell.harbor,
+            "epochs": cell.epochs,
+            "learning_rate": sweep.train["learning_rate"],
+            "batch_size": sweep.train["batch_size"],
+        },
+    }
+
+
+def generation_parameters(harbor: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    return {"harbors": [harbor], **{k: data[k] for k in sorted(data)}}
+
+
 def _set_cell(preprocess: dict, train: dict, cell: Cell, sweep: Sweep, data: Mapping[str, str]) -> None:
-    """Point a preprocess/train node pair at one cell: its harbor's data and its epochs."""
+    """Point a preprocess/train node pair at one cell: its harbor's data and its epochs.
+
+    Train's `dataset` input comes only through the edge from its own preprocess node (valohai.yaml's
+    `preprocess.output.train/* -> train.input.dataset`): the step's `…_train/latest` default is dropped,
+    so a cell never reads another stack's (or another data config's) training set. That pipeline edges
+    override a step's input default is Valohai's documented behaviour; that real Valohai's output-edge
+    glob matches a path with a folder (`train/*`) is unverified (the local backend matches the output's
+    path or its file name).
+    """
+    values = cell_parameters(cell, sweep)
     p = preprocess["template"]
-    p["parameters"].update(
-        dataset_name=cell.harbor, validation_split=sweep.train["validation_split"], image_size=sweep.data["image_size"]
-    )
+    p["parameters"].update(values[PREPROCESS_NODE])
     p["inputs"].update(dataset=[data["images"]], labels=[data["labels"]])
     t = train["template"]
-    t["parameters"].update(
-        dataset_name=cell.harbor,
-        epochs=cell.epochs,
-        learning_rate=sweep.train["learning_rate"],
-        batch_size=sweep.train["batch_size"],
-    )
+    t["parameters"].update(values[TRAIN_NODE])
+    t["inputs"].pop("dataset", None)
 
 
 def training_pipeline(
@@ -118,6 +142,10 @@ def sweep_pipeline(
                 }
             )
         edges.append({"source": f"{TRAIN_NODE}-{cell.slug}.output.*", "target": f"{PREDICT_NODE}.input.models"})
+    for cell in test_set_cells(cells).values():
+        edges.append(
+            {"source": f"{PREPROCESS_NODE}-{cell.slug}.output.test/*", "target": f"{PREDICT_NODE}.input.dataset"}
+        )
     nodes.append({"name": PREDICT_NODE, "type": "execution", "step": PREDICT_STEP, "on-error": "stop-all"})
     pipeline = Pipeline.parse({"name": title, "nodes": nodes, "edges": edges})
     converted = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={}).convert_pipeline(
@@ -135,16 +163,29 @@ def sweep_pipeline(
     harbors = list(dict.fromkeys(c.harbor for c in cells))
     predict["parameters"].update(harbours=harbors)
     predict["parameters"].pop("exec_ids", None)
-    predict["inputs"].update(prediction_inputs(harbors, data_by_harbor, models=[]))
+    predict["inputs"].update(prediction_inputs(harbors, data_by_harbor, models=[], test_sets={}))
+    predict["inputs"].pop("dataset", None)  # fed by the edges from this sweep's preprocess nodes
     return {"project": project_id, "title": title, "tags": list(tags), **converted}
 
 
+def test_set_cells(cells: Sequence[Cell]) -> dict[str, Cell]:
+    """Harbor -> the cell whose preprocess node's test set the prediction reads (the first cell of the harbor)."""
+    chosen: dict[str, Cell] = {}
+    for cell in cells:
+        chosen.setdefault(cell.harbor, cell)
+    return chosen
+
+
 def prediction_inputs(
-    harbors: Iterable[str], data_by_harbor: Mapping[str, Mapping[str, str]], models: Sequence[str]
+    harbors: Iterable[str],
+    data_by_harbor: Mapping[str, Mapping[str, str]],
+    models: Sequence[str],
+    test_sets: Mapping[str, Sequence[str]],
 ) -> dict[str, list[str]]:
+    """The exact test sets (datum URIs of this stack's preprocess outputs, harbor -> URIs), never `…/latest`."""
     harbors = list(harbors)
     inputs = {
-        "dataset": [f"dataset://{h}_test/latest" for h in harbors],
+        "dataset": [uri for h in harbors for uri in test_sets.get(h, [])],
         "test_labels": [data_by_harbor[h]["test_labels"] for h in harbors if data_by_harbor[h].get("test_labels")],
     }
     if models:
@@ -160,7 +201,7 @@ def generation_execution(
         "commit": commit,
         "step": GENERATE_STEP,
         "title": f"generate-harbors-{harbor}",
-        "parameters": {"harbors": [harbor], **{k: data[k] for k in sorted(data)}},
+        "parameters": generation_parameters(harbor, data),
         "inputs": {},
         "tags": list(tags),
     }
@@ -174,6 +215,7 @@ def prediction_execution(
     models: Sequence[str],
     harbors: Sequence[str],
     data_by_harbor: Mapping[str, Mapping[str, str]],
+    test_sets: Mapping[str, Sequence[str]],
     tags: Sequence[str],
 ) -> dict:
     """The seed's final POST: predict-models with the training execution ids (and the models as inputs)."""
@@ -186,6 +228,6 @@ def prediction_execution(
             "exec_ids": [training_execution_ids[k] for k in sorted(training_execution_ids)],
             "harbours": list(harbors),
         },
-        "inputs": prediction_inputs(harbors, data_by_harbor, models),
+        "inputs": prediction_inputs(harbors, data_by_harbor, models, test_sets),
         "tags": list(tags),
     }

@@ -19,6 +19,11 @@ def drift_check(stack, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
+def diagnostics(plan: dict) -> str:
+    """The engine's info lines of a `preview --json` (where the providers' reason lines land)."""
+    return "".join(d.get("message") or "" for d in plan.get("diagnostics") or [])
+
+
 def wait_for_pipeline(stack, title: str, status: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,6 +55,7 @@ def test_deleted_and_stopped_pipelines_are_reported_and_only_they_rerun(make_sta
     planned = {kind: ops(plan, kind) for kind in ("create", "replace", "delete", "update")}
     cells = {kind: [n for n in names if n.startswith("cell-")] for kind, names in planned.items()}
     assert cells == {"create": ["cell-hA-epochs-1"], "replace": [], "delete": [], "update": []}, planned
+    assert "hA/epochs-1: re-create: pipeline deleted outside the tool" in diagnostics(plan)
     stack.up()
     assert sorted(p["title"] for p in stack.pipelines()) == [
         "training-pipeline-hA-epochs-1",
@@ -79,6 +85,7 @@ def test_deleted_and_stopped_pipelines_are_reported_and_only_they_rerun(make_sta
     assert report.returncode == 7 and "[status changed] hA/epochs-3" in report.stdout, report.stdout
     plan = stack.preview()
     assert [r for r in ops(plan, "replace") if r.startswith("cell-")] == ["cell-hA-epochs-3"]
+    assert "hA/epochs-3: re-run: last run stopped" in diagnostics(plan)
     assert [r for r in ops(plan, "create") + ops(plan, "delete") if r.startswith("cell-")] == []
     assert "results" in ops(plan, "update") + ops(plan, "create")  # waits again, for the new cell only
     before = {p["title"]: p["id"] for p in stack.pipelines() if p["status"] == "complete"}

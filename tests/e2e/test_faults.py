@@ -304,7 +304,8 @@ def test_post_committed_then_failed_makes_no_duplicate_pipeline(make_backend, tm
     )
     credentials.set_token(server.token)
     try:
-        created = PipelineProvider().create({"host": server.url, "payload": payload, "stack": "s", "label": "cell"})
+        props = {"host": server.url, "payload": payload, "stack": "s", "label": "cell", "key": "0" * 64, "identity": {}}
+        created = PipelineProvider().create(props)
     finally:
         credentials.set_token(None)
     server.restart_with({})

@@ -71,6 +71,10 @@ def test_killed_up_then_up_again_converges_without_duplicates(make_stack):
     assert all(stack.api.get_execution(i)["status"] == "complete" for i in out["training_execution_ids"].values())
 
 
+def by_node_id(pipeline: dict, name: str) -> str:
+    return next(n["execution"]["id"] for n in pipeline["nodes"] if n["name"] == name)
+
+
 def test_single_mode_builds_one_pipeline_with_two_nodes_per_cell_and_a_predict_node(make_stack):
     stack = make_stack()
     stack.configure(["hA"], [1, 2], mode="single")
@@ -87,10 +91,20 @@ def test_single_mode_builds_one_pipeline_with_two_nodes_per_cell_and_a_predict_n
     ]
     node_ids = {n["id"]: n["name"] for n in detail["nodes"]}
     into_predict = sorted(
-        node_ids[e["source_node"]] for e in detail["edges"] if node_ids[e["target_node"]] == "predict"
+        (e["target_key"], node_ids[e["source_node"]])
+        for e in detail["edges"]
+        if node_ids[e["target_node"]] == "predict"
     )
-    assert into_predict == ["train-hA-epochs-1", "train-hA-epochs-2"]
+    # models from every train node; the harbor's test set from one of this sweep's preprocess nodes
+    assert into_predict == [
+        ("dataset", "preprocess-hA-epochs-1"),
+        ("models", "train-hA-epochs-1"),
+        ("models", "train-hA-epochs-2"),
+    ]
     assert all(n["execution"]["status"] == "complete" for n in detail["nodes"])
+    predict_inputs = {i["name"]: i["urls"] for i in stack.api.get_execution(by_node_id(detail, "predict"))["inputs"]}
+    test_outputs = stack.api.execution_outputs(by_node_id(detail, "preprocess-hA-epochs-1"))
+    assert predict_inputs["dataset"] == [f"datum://{d['id']}" for d in test_outputs if d["name"].startswith("test/")]
 
     out = stack.outputs()
     by_node = {n["name"]: n["execution"]["id"] for n in detail["nodes"]}

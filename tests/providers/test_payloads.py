@@ -45,6 +45,16 @@ def test_cell_pipeline_sets_harbor_epochs_and_data(config):
         "target_type": "parameter",
         "target_key": "dataset_name",
     } in body["edges"]
+    # lineage: train reads its own preprocess node's training set through the edge, never `…/latest`
+    assert "dataset" not in nodes["train"]["inputs"]
+    assert {
+        "source_node": "preprocess",
+        "source_type": "output",
+        "source_key": "train/*",
+        "target_node": "train",
+        "target_type": "input",
+        "target_key": "dataset",
+    } in body["edges"]
 
 
 def test_single_pipeline_has_two_nodes_per_cell_and_a_predict_node_fed_by_every_train_node(config):
@@ -62,17 +72,25 @@ def test_single_pipeline_has_two_nodes_per_cell_and_a_predict_node_fed_by_every_
     names = [n["name"] for n in body["nodes"]]
     assert len(names) == 2 * 4 + 1 and names[-1] == "predict"
     assert sum(n.startswith("train-") for n in names) == 4
-    to_predict = [e for e in body["edges"] if e["target_node"] == "predict"]
+    to_predict = [e for e in body["edges"] if e["target_node"] == "predict" and e["target_key"] == "models"]
     assert sorted(e["source_node"] for e in to_predict) == sorted(n for n in names if n.startswith("train-"))
-    assert all(e["target_key"] == "models" and e["source_type"] == "output" for e in to_predict)
+    assert all(e["source_type"] == "output" and e["source_key"] == "*" for e in to_predict)
     metadata_edges = [e for e in body["edges"] if e["source_type"] == "metadata"]
     assert len(metadata_edges) == 4
     predict = next(n for n in body["nodes"] if n["name"] == "predict")
     assert predict["template"]["parameters"]["harbours"] == ["harbor_A", "harbor_B"]
-    assert predict["template"]["inputs"]["dataset"] == [
-        "dataset://harbor_A_test/latest",
-        "dataset://harbor_B_test/latest",
+    # lineage: each harbor's test set comes from one of this sweep's preprocess nodes, never `…/latest`
+    assert "dataset" not in predict["template"]["inputs"]
+    test_edges = [e for e in body["edges"] if e["target_node"] == "predict" and e["target_key"] == "dataset"]
+    assert [(e["source_node"], e["source_key"]) for e in test_edges] == [
+        ("preprocess-harbor_A-epochs-2", "test/*"),
+        ("preprocess-harbor_B-epochs-2", "test/*"),
     ]
+    train_edges = [e for e in body["edges"] if e["target_key"] == "dataset" and e["target_node"].startswith("train-")]
+    assert sorted((e["source_node"], e["target_node"]) for e in train_edges) == sorted(
+        (f"preprocess-{c.slug}", f"train-{c.slug}") for c in sweep.cells
+    )
+    assert "latest" not in str(body)
 
 
 def test_prediction_execution_carries_exec_ids_and_models(config):
@@ -83,9 +101,11 @@ def test_prediction_execution_carries_exec_ids_and_models(config):
         models=["datum://m1"],
         harbors=["harbor_A"],
         data_by_harbor=DATA,
+        test_sets={"harbor_A": ["datum://test-A"]},
         tags=[],
     )
     assert body["step"] == "predict-models"
+    assert body["inputs"]["dataset"] == ["datum://test-A"]
     assert body["parameters"]["exec_ids"] == ["1", "2"]
     assert body["inputs"]["models"] == ["datum://m1"]
     assert body["inputs"]["test_labels"] == ["datum://tl-harbor_A"]

@@ -25,6 +25,7 @@ from providers.resources.prediction import PredictionProvider
 from providers.resources.training_results import TrainingResultsProvider
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep
+from providers.sweep.identity import node_identity, resource_key
 
 STACK = "vcr-test"
 HARBOR = "harbor_A"
@@ -32,6 +33,11 @@ DATA = {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 2, "s
 # The training values the cassettes were recorded with (the request bodies must match them).
 TRAIN = {"learning_rate": 0.001, "batch_size": 32, "validation_split": 0.3}
 SWEEP = Sweep(harbors=(HARBOR,), epochs=(2,), train=TRAIN, data=DATA)
+
+
+def identity_of(**parameters) -> dict:
+    """A one-node identity (what stacks/program.py computes from valohai.yaml and the step files)."""
+    return {"node": node_identity({"name": "step"}, {"steps/x.py": "0" * 64}, parameters, {})}
 
 
 def _cassette_tests(fn):
@@ -59,8 +65,10 @@ def make_harbor_data(host: str, package: dict) -> dict:
         "commit": package["commit"],
         "harbor": HARBOR,
         "data": DATA,
-        "generator_key": "gen-v1",
         "stack": STACK,
+        "label": f"data/{HARBOR}",
+        "key": resource_key("harbor-data", STACK, identity_of(**DATA)),
+        "identity": identity_of(**DATA),
     }
     assert HarborDatasetProvider().check({}, props).failures == []
     created = HarborDatasetProvider().create(props)
@@ -78,7 +86,15 @@ def pipeline_props(host: str, root: Path, package: dict, data: dict, epochs: int
         data=data,
         tags=["vcr"],
     )
-    return {"host": host, "payload": payload, "stack": STACK, "label": f"{HARBOR}/epochs-{epochs}"}
+    identity = identity_of(epochs=epochs)
+    return {
+        "host": host,
+        "payload": payload,
+        "stack": STACK,
+        "label": f"{HARBOR}/epochs-{epochs}",
+        "key": resource_key("cell", STACK, identity),
+        "identity": identity,
+    }
 
 
 def requests_to(cassette, method: str, pattern: str) -> list:
@@ -112,13 +128,18 @@ def test_harbor_dataset_create_waits_for_the_generation(vh_host, vcr_project, wa
     execution_id = outs.pop("execution_id")
     read = HarborDatasetProvider().read(execution_id, outs)
     assert read.id == execution_id and read.outs["status"] == "complete"
-    # A new commit alone is an in-place update that keeps the data.
+    # A new commit alone changes nothing: the key is the generate node's content, not the commit.
     diff = HarborDatasetProvider().diff(execution_id, outs, {**outs, "commit": "~" + "1" * 64})
-    assert diff.changes and not diff.replaces
+    assert not diff.changes
+    seed = identity_of(**{**DATA, "seed": 8})
+    diff = HarborDatasetProvider().diff(
+        execution_id, outs, {**outs, "key": resource_key("harbor-data", STACK, seed), "identity": seed}
+    )
+    assert diff.replaces == ["key"]
 
 
 @_cassette_tests
-def test_training_pipeline_create_adopts_reads_and_deletes(vh_host, vcr_project, vcr):
+def test_training_pipeline_create_adopts_reads_and_deletes(vh_host, vcr_project, vcr, capsys):
     package = make_package(vh_host, vcr_project, "vcr-pipeline-adoption")
     data = make_harbor_data(vh_host, package)
     props = pipeline_props(vh_host, vcr_project, package, data, epochs=2)
@@ -136,8 +157,16 @@ def test_training_pipeline_create_adopts_reads_and_deletes(vh_host, vcr_project,
     read = provider.read(first.id, first.outs)
     assert read.id == first.id and read.outs["status"] in ("started", "complete")
     assert provider.diff(first.id, read.outs, props).changes is False
-    changed = {**props, "payload": {**props["payload"], "title": "another-title"}}
-    assert provider.diff(first.id, read.outs, changed).replaces == ["payload"]
+    # the payload (commit, title, data URIs) is not identity: only the key decides
+    moved = {**props, "payload": {**props["payload"], "title": "another-title", "nodes": []}}
+    assert provider.diff(first.id, read.outs, moved).changes is False
+    assert provider.diff(first.id, {**read.outs, "live_title": "renamed in the UI"}, props).changes is False
+    assert provider.diff(first.id, read.outs, {**props, "host": vh_host + "/"}).changes is False
+    capsys.readouterr()
+    other = identity_of(epochs=3)
+    changed = {**props, "key": resource_key("cell", STACK, other), "identity": other}
+    assert provider.diff(first.id, read.outs, changed).replaces == ["key"]
+    assert "harbor_A/epochs-2: replace: epochs 2 -> 3" in capsys.readouterr().out
 
     provider.delete(first.id, read.outs)
     assert provider.read(first.id, read.outs).id == ""  # deleted: planned for re-creation
@@ -145,7 +174,7 @@ def test_training_pipeline_create_adopts_reads_and_deletes(vh_host, vcr_project,
 
 
 @_cassette_tests
-def test_pipeline_deleted_outside_the_tool_reads_as_gone(vh_host, vcr_project):
+def test_pipeline_deleted_outside_the_tool_reads_as_gone(vh_host, vcr_project, capsys):
     package = make_package(vh_host, vcr_project, "vcr-pipeline-deleted")
     data = make_harbor_data(vh_host, package)
     props = pipeline_props(vh_host, vcr_project, package, data, epochs=3)
@@ -153,12 +182,13 @@ def test_pipeline_deleted_outside_the_tool_reads_as_gone(vh_host, vcr_project):
     client(vh_host).delete_pipeline(created.id)  # someone deletes it in the UI
     read = PipelineProvider().read(created.id, created.outs)
     assert read.id == "" and read.outs == {}
+    assert "harbor_A/epochs-3: re-create: pipeline deleted outside the tool" in capsys.readouterr().out
     # and a pipeline id the server never knew reads as gone too
     assert PipelineProvider().read("00000000-0000-4000-8000-000000000000", created.outs).id == ""
 
 
 @_cassette_tests
-def test_failed_pipeline_fails_results_and_plans_a_replace(vh_host, vcr_project, wait_clock):
+def test_failed_pipeline_fails_results_and_plans_a_replace(vh_host, vcr_project, wait_clock, capsys):
     package = make_package(vh_host, vcr_project, "vcr-pipeline-failed")
     data = make_harbor_data(vh_host, package)
     props = pipeline_props(vh_host, vcr_project, package, data, epochs=13)  # train fails on 13
@@ -170,8 +200,11 @@ def test_failed_pipeline_fails_results_and_plans_a_replace(vh_host, vcr_project,
 
     read = PipelineProvider().read(created.id, created.outs)
     assert read.outs["status"] == "error"
+    capsys.readouterr()
     diff = PipelineProvider().diff(created.id, read.outs, props)
     assert diff.changes and diff.replaces == ["status"]
+    line = capsys.readouterr().out
+    assert "harbor_A/epochs-13: re-run: last run error (train: command failed with exit code" in line, line
     PipelineProvider().delete(created.id, read.outs)
 
 
@@ -197,9 +230,10 @@ def test_training_results_wait_loop_and_prediction(
 
     monkeypatch.setattr(training_results, "cell_state", watching)
     cells = {"harbor_A/epochs-2": {"pipeline": created.id, "node": "train"}}
+    test_sets = {HARBOR: {"pipeline": created.id, "node": "preprocess"}}
     results = (
         TrainingResultsProvider()
-        .create({"host": vh_host, "cells": cells, "predict": None, "timeout_seconds": 600})
+        .create({"host": vh_host, "cells": cells, "predict": None, "timeout_seconds": 600, "test_sets": test_sets})
         .outs
     )
 
@@ -214,6 +248,15 @@ def test_training_results_wait_loop_and_prediction(
         "loss": 0.2,
     }
     assert len(results["model_uris"]["harbor_A/epochs-2"]) == 2
+    # lineage: train read its own preprocess node's training set, the prediction gets that node's test set
+    pipeline = client(vh_host).get_pipeline(created.id)
+    nodes = {n["name"]: n["execution"] for n in pipeline["nodes"]}
+    preprocess_outputs = {
+        d["name"]: f"datum://{d['id']}" for d in client(vh_host).execution_outputs(nodes["preprocess"]["id"])
+    }
+    train_inputs = {i["name"]: i["urls"] for i in client(vh_host).get_execution(train_id)["inputs"]}
+    assert train_inputs["dataset"] == [preprocess_outputs["train/harbor_A_train.npz"]]
+    assert results["test_set_uris"] == {HARBOR: [preprocess_outputs["test/harbor_A/harbor_A_test.npz"]]}
 
     payload = payloads.prediction_execution(
         commit=package["commit"],
@@ -222,8 +265,10 @@ def test_training_results_wait_loop_and_prediction(
         models=results["model_uris"]["harbor_A/epochs-2"],
         harbors=[HARBOR],
         data_by_harbor={HARBOR: data},
+        test_sets=results["test_set_uris"],
         tags=["vcr"],
     )
+    assert payload["inputs"]["dataset"] == results["test_set_uris"][HARBOR]
     report_dir = tmp_path / "report"
     prediction = PredictionProvider()
     pprops = {
@@ -232,6 +277,9 @@ def test_training_results_wait_loop_and_prediction(
         "execution_id_from_pipeline": None,
         "stack": STACK,
         "report_dir": str(report_dir),
+        "label": "prediction",
+        "key": resource_key("prediction", STACK, identity_of(harbours=[HARBOR])),
+        "identity": identity_of(harbours=[HARBOR]),
     }
     assert prediction.check({}, pprops).failures == []
     made = prediction.create(pprops)

@@ -62,3 +62,44 @@ def test_defaults_come_from_valohai_yaml():
     sweep = parse_sweep(GOOD)
     assert sweep.train == {"batch_size": 16, "learning_rate": 0.001, "validation_split": 0.3}
     assert sweep.data == {"image_size": 64, "images_per_class": 150, "test_images_per_harbor": 50, "seed": 42}
+
+
+# Shapes a hand-edited stack file can hold: each is one line naming the key and the shape it needs.
+SHAPE_CASES = [
+    ("training-list", {"training": [0.01, 16]}, "training must be a mapping such as {learning_rate: "),
+    ("training-string", {"training": "fast"}, "training must be a mapping such as"),
+    ("data-list", {"data": [{"image_size": 16}]}, "data must be a mapping such as {image_size: 64,"),
+    ("data-number", {"data": 5}, "data must be a mapping such as"),
+    (
+        "harbors-mapping",
+        {"harbors": {"harbor_A": 1}},
+        "harbors must be a list such as [harbor_A, harbor_B], got a mapping",
+    ),
+    ("harbors-nested", {"harbors": [["harbor_A"]]}, "harbors must be a flat list such as [harbor_A, harbor_B]"),
+    ("harbors-number", {"harbors": 5}, "harbors must be a list such as [harbor_A, harbor_B], got a number: 5"),
+    ("epochs-nested", {"epochs": [[2, 5]]}, "epochs must be a flat list such as [2, 5]; one item is a list: [2, 5]"),
+    ("epochs-mapping", {"epochs": {"2": 5}}, "epochs must be a list such as [2, 5], got a mapping"),
+    ("epoch-mapping-item", {"epochs": [{"n": 2}]}, "epochs must be a flat list such as [2, 5]; one item is a mapping"),
+    ("epoch-infinite", {"epochs": [float("inf")]}, "epochs must be a whole number between 1 and 1000, got inf"),
+    ("epoch-huge-string", {"epochs": ["9" * 5000]}, "(5002 characters)"),
+    ("rate-list", {"training": {"learning_rate": [0.1]}}, "training.learning_rate must be a number between"),
+    ("batch-mapping", {"training": {"batch_size": {"a": 1}}}, "training.batch_size must be a whole number"),
+    ("seed-list", {"data": {"seed": [1, 2]}}, "data.seed must be a whole number"),
+    ("mode-list", {"mode": ["single"]}, "mode must be one of parallel, single, got ['single']"),
+    ("timeout-list", {"wait_timeout_minutes": [5]}, "wait_timeout_minutes must be a number between 0.1 and 10080"),
+]
+
+
+@pytest.mark.parametrize("case_id,change,message", SHAPE_CASES, ids=[c[0] for c in SHAPE_CASES])
+def test_wrong_shapes_are_one_line_errors_naming_the_key(case_id, change, message):
+    with pytest.raises(SweepConfigError) as caught:
+        parse_sweep({**GOOD, **change})
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text and len(text) < 400, f"not one short line: {text!r}"
+
+
+def test_a_huge_pasted_value_is_cut_short_in_the_message():
+    with pytest.raises(SweepConfigError) as caught:
+        parse_sweep({**GOOD, "harbors": {f"h{i}": i for i in range(100_000)}})
+    assert len(str(caught.value)) < 300 and "characters)" in str(caught.value)

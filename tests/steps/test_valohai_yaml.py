@@ -53,7 +53,7 @@ def test_list_parameters_render_comma_separated():
     assert "exec_ids" not in predict and "--harbours=harbor_A" in predict
 
 
-def test_training_pipeline_converts_with_the_metadata_edge():
+def test_training_pipeline_converts_with_the_metadata_and_lineage_edges():
     cfg = config()
     converted = PipelineConverter(config=cfg, commit_identifier="abc123").convert_pipeline(
         cfg.pipelines["training-pipeline"]
@@ -70,5 +70,13 @@ def test_training_pipeline_converts_with_the_metadata_edge():
             "target_node": "train",
             "target_type": "parameter",
             "target_key": "dataset_name",
-        }
+        },
+        {  # lineage: train reads its own preprocess node's training set (the edge replaces the default)
+            "source_node": "preprocess",
+            "source_type": "output",
+            "source_key": "train/*",
+            "target_node": "train",
+            "target_type": "input",
+            "target_key": "dataset",
+        },
     ]

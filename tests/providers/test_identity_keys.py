@@ -1,0 +1,117 @@
+"""Content keys: which files a step runs, what goes into a node's key, and the plan's reasons in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from providers.sweep import explain
+from providers.sweep.identity import node_identity, node_key, resource_key
+from providers.sweep.step_files import StepFilesError, command_scripts, step_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_real_steps_run_their_script_and_the_shared_modules():
+    assert list(step_files(ROOT, "train", ["python steps/train.py {parameters}"])) == [
+        "steps/common.py",
+        "steps/harbor_names.py",
+        "steps/train.py",
+    ]
+
+
+def test_imports_are_followed_recursively_inside_the_project_only(tmp_path):
+    (tmp_path / "steps" / "pkg").mkdir(parents=True)
+    (tmp_path / "steps" / "run.py").write_text("import os\nimport numpy\nfrom helper import x\nfrom pkg import mod\n")
+    (tmp_path / "steps" / "helper.py").write_text("from . import nothing\nimport lib.deep\n")
+    (tmp_path / "steps" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "steps" / "pkg" / "mod.py").write_text("from .sibling import y\n")
+    (tmp_path / "steps" / "pkg" / "sibling.py").write_text("")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "deep.py").write_text("")
+    (tmp_path / "steps" / "unused.py").write_text("")
+    files = step_files(tmp_path, "s", ["pip install -r x.txt && python3 steps/run.py {parameters}"])
+    assert list(files) == [
+        "lib/deep.py",
+        "steps/helper.py",
+        "steps/pkg/__init__.py",
+        "steps/pkg/mod.py",
+        "steps/pkg/sibling.py",
+        "steps/run.py",
+    ]
+    before = files["steps/pkg/sibling.py"]
+    (tmp_path / "steps" / "pkg" / "sibling.py").write_text("# a comment\n")
+    assert step_files(tmp_path, "s", ["python steps/run.py"])["steps/pkg/sibling.py"] != before
+
+
+def test_a_command_that_is_not_python_file_needs_the_override(tmp_path):
+    (tmp_path / "run.sh").write_text("echo hi\n")
+    with pytest.raises(StepFilesError, match=r"step 'sh'.*runs no `python <file>.py`.*STEP_FILES"):
+        step_files(tmp_path, "sh", ["bash run.sh"])
+    assert step_files(tmp_path, "sh", ["bash run.sh"], overrides={"sh": ["run.sh"]}) == {
+        "run.sh": step_files(tmp_path, "sh", [], overrides={"sh": ["run.sh"]})["run.sh"]
+    }
+    assert command_scripts(["python -m pkg", "echo python"]) == []
+
+
+def test_keys_change_with_content_not_with_number_types():
+    base = node_identity({"name": "train"}, {"steps/train.py": "a"}, {"epochs": 2}, {"dataset": "k"})
+    assert node_key(base) == node_key(
+        node_identity({"name": "train"}, {"steps/train.py": "a"}, {"epochs": 2}, {"dataset": "k"})
+    )
+    for other in (
+        node_identity({"name": "train", "image": "x"}, {"steps/train.py": "a"}, {"epochs": 2}, {"dataset": "k"}),
+        node_identity({"name": "train"}, {"steps/train.py": "b"}, {"epochs": 2}, {"dataset": "k"}),
+        node_identity({"name": "train"}, {"steps/train.py": "a"}, {"epochs": 3}, {"dataset": "k"}),
+        node_identity({"name": "train"}, {"steps/train.py": "a"}, {"epochs": 2}, {"dataset": "j"}),
+    ):
+        assert node_key(other) != node_key(base)
+    assert resource_key("cell", "s1", {"train": base}) != resource_key("cell", "s2", {"train": base})
+
+
+def test_reasons_name_files_and_old_and_new_values():
+    old = {
+        "train": node_identity({"name": "train"}, {"steps/train.py": "a"}, {"learning_rate": 0.001, "epochs": 2.0}, {})
+    }
+    new = {
+        "train": node_identity({"name": "train"}, {"steps/train.py": "b"}, {"learning_rate": 0.002, "epochs": 2}, {})
+    }
+    assert explain.reasons(old, new) == ["steps/train.py changed", "learning_rate 0.001 -> 0.002"]
+    up = {
+        "train": node_identity({"name": "train"}, {"steps/train.py": "a"}, {"learning_rate": 0.001}, {"dataset": "x"})
+    }
+    up2 = {
+        "train": node_identity({"name": "train"}, {"steps/train.py": "a"}, {"learning_rate": 0.001}, {"dataset": "y"})
+    }
+    assert explain.reasons(up, up2) == ["input dataset of train changed upstream"]
+    assert explain.reasons(None, new) == ["no content key recorded (made by an older version of the tool)"]
+    line = explain.reason_line("harbor_A/epochs-2", "replace", ["learning_rate 0.001 -> 0.002"])
+    assert explain.REASON_LINE.match(line).groupdict() == {
+        "name": "harbor_A/epochs-2",
+        "op": "replace",
+        "reason": "learning_rate 0.001 -> 0.002",
+    }
+
+
+def test_plan_explain_collects_the_reason_lines_and_the_planned_ops():
+    from toolchain.plan_explain import parse_preview
+
+    urn = "urn:pulumi:s::valohai-sweep::pulumi-python:dynamic/valohai:TrainingPipeline::"
+    preview = {
+        "steps": [
+            {"op": "same", "urn": urn + "cell-hA-epochs-1"},
+            {"op": "replace", "urn": urn + "cell-hA-epochs-2"},
+            {"op": "create-replacement", "urn": urn + "cell-hA-epochs-2"},
+            {"op": "create", "urn": "urn:pulumi:s::valohai-sweep::pulumi:pulumi:Stack::valohai-sweep-s"},
+        ],
+        "diagnostics": [
+            {"message": "hA/epochs-2: replace: learning_rate 0.001 -> 0.002\n", "severity": "info"},
+            {"message": "hA/epochs-2: replace: learning_rate 0.001 -> 0.002\n", "severity": "info"},
+            {"message": "sweep: 1 started (3s)\n", "severity": "info"},
+        ],
+    }
+    assert parse_preview(preview) == {
+        "steps": {"cell-hA-epochs-2": "replace"},
+        "reasons": [{"name": "hA/epochs-2", "op": "replace", "reason": "learning_rate 0.001 -> 0.002"}],
+    }

@@ -1,0 +1,134 @@
+"""The program's preflight checks as functions: the secrets policy (which passphrase protects what), the
+host-URL check and reading the stack's settings file. The same checks through the real `pulumi` CLI are in
+tests/e2e/test_stack_config.py."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pulumi
+import pytest
+
+from local_valohai.testing import free_port
+from stacks import preflight
+from toolchain.environment import DEFAULT_PASSPHRASE, is_public_passphrase, passphrase_in_effect
+
+SECRET_TOKEN = {"config": {"valohai:token": {"secure": "v1:abc"}, "valohai:host": "http://h"}, "encryptionsalt": "x"}
+NO_SECRET = {"config": {"valohai:host": "http://h"}, "encryptionsalt": "x"}
+
+
+@pytest.fixture(autouse=True)
+def no_engine_secret_keys(monkeypatch):
+    monkeypatch.delenv("PULUMI_CONFIG_SECRET_KEYS", raising=False)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PULUMI_CONFIG_PASSPHRASE": DEFAULT_PASSPHRASE},
+        {"PULUMI_CONFIG_PASSPHRASE": ""},
+        {"PULUMI_CONFIG_PASSPHRASE": "  "},
+    ],
+    ids=["default", "empty", "blank"],
+)
+def test_a_secret_under_a_public_passphrase_is_refused_with_the_fix(env):
+    with pytest.raises(pulumi.RunError) as caught:
+        preflight.check_secrets(SECRET_TOKEN, env)
+    text = str(caught.value)
+    assert text.startswith("valohai:token is a secret encrypted with ")
+    assert "pulumi stack change-secrets-provider passphrase" in text
+    assert "export PULUMI_CONFIG_PASSPHRASE=<your passphrase>" in text and "\n" not in text
+
+
+def test_the_passphrase_file_counts_like_the_variable(tmp_path):
+    phrase = tmp_path / "phrase"
+    phrase.write_text(DEFAULT_PASSPHRASE + "\n")  # the CLI trims the file's contents
+    env = {"PULUMI_CONFIG_PASSPHRASE_FILE": str(phrase)}
+    assert passphrase_in_effect(env) == DEFAULT_PASSPHRASE
+    with pytest.raises(pulumi.RunError):
+        preflight.check_secrets(SECRET_TOKEN, env)
+    phrase.write_text("a passphrase of my own\n")
+    preflight.check_secrets(SECRET_TOKEN, env)
+
+
+@pytest.mark.parametrize(
+    "settings, env",
+    [
+        (SECRET_TOKEN, {"PULUMI_CONFIG_PASSPHRASE": "a passphrase of my own"}),
+        (NO_SECRET, {"PULUMI_CONFIG_PASSPHRASE": DEFAULT_PASSPHRASE}),  # the demo's local stack
+        (
+            {**SECRET_TOKEN, "secretsprovider": "awskms://alias/x?region=eu-west-1", "encryptedkey": "k"},
+            {"PULUMI_CONFIG_PASSPHRASE": DEFAULT_PASSPHRASE},  # env.sh sets it, but KMS holds the key
+        ),
+    ],
+    ids=["own-passphrase", "no-secret", "kms-provider"],
+)
+def test_what_is_allowed(settings, env):
+    preflight.check_secrets(settings, env)
+
+
+def test_secret_keys_from_the_engine_count_too(monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", '["valohai-sweep:api_key"]')
+    with pytest.raises(pulumi.RunError, match=r"^valohai-sweep:api_key is a secret"):
+        preflight.check_secrets(NO_SECRET, {"PULUMI_CONFIG_PASSPHRASE": DEFAULT_PASSPHRASE})
+
+
+def test_a_plain_text_token_in_the_stack_file_is_refused():
+    settings = {"config": {"valohai:token": "abc123"}}
+    with pytest.raises(pulumi.RunError) as caught:
+        preflight.check_secrets(settings, {"PULUMI_CONFIG_PASSPHRASE": "mine"})
+    assert "valohai:token is stored in plain text" in str(caught.value) and "abc123" not in str(caught.value)
+
+
+def test_public_passphrases():
+    assert is_public_passphrase(DEFAULT_PASSPHRASE) and is_public_passphrase("")
+    assert not is_public_passphrase("correct horse battery staple") and not is_public_passphrase(None)
+
+
+def test_host_with_credentials_is_refused_redacted():
+    with pytest.raises(pulumi.RunError) as caught:
+        preflight.check_host_url("http://admin:s3cr3t@127.0.0.1:8040")
+    assert "valohai:host must not hold credentials, got http://***@127.0.0.1:8040" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value) and "admin" not in str(caught.value)
+    preflight.check_host_url("http://127.0.0.1:8040")
+
+
+def test_stack_settings_are_read_from_the_stack_config_dir(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: p\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  valohai:token:\n    secure: v1:x\n")
+    settings = preflight.stack_settings(tmp_path, "dev")
+    assert preflight.secret_keys(settings) == ["valohai:token"] and preflight.uses_passphrase(settings)
+    assert preflight.stack_settings(tmp_path, "other") is None
+
+
+def test_host_probe_fails_fast_only_when_nothing_answers():
+    """Nothing listening: one line at once. A server that accepts and drops the connection (as a busy or
+    fault-injecting one may) is left to the client's retries."""
+    port = free_port()
+    with pytest.raises(
+        pulumi.RunError, match=rf"^cannot reach the Valohai API at valohai:host=http://127.0.0.1:{port} "
+    ):
+        preflight.check_host(f"http://127.0.0.1:{port}")
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[int] = []
+
+    def drop_connections() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=drop_connections, daemon=True).start()
+    try:
+        preflight.check_host(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    finally:
+        listener.close()
+    assert accepted, "the probe never connected"

@@ -1,0 +1,81 @@
+"""`plan-explain`: the plan of a stack, one line per changed resource saying why, for people and for CI.
+
+Runs `pulumi preview --json` (through `toolchain.pulumi_cli.run_pulumi`) and collects the reason lines
+the providers print while diffing (`providers.sweep.explain`, grammar `<name>: <op>: <reason>`), e.g.
+`harbor_A/epochs-2: replace: learning_rate 0.001 -> 0.002` or `prediction: re-run: steps/predict_models.py
+changed`, from the engine's diagnostics. The JSON report also lists each resource's planned operation.
+
+Exit codes: 0 no changes, 1 changes planned, 2 the preview itself failed (its error is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from providers.sweep.explain import REASON_LINE
+from toolchain.pulumi_cli import run_pulumi
+
+EXIT_SAME, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+# "same"/"refresh"/"read" change nothing; a replace is listed once as "replace" (its halves are left out)
+QUIET_OPS = ("same", "refresh", "read", "create-replacement", "delete-replaced", "discard-replaced")
+
+
+def parse_preview(preview: dict[str, Any]) -> dict[str, Any]:
+    """Planned operations (resource name -> op, changed ones only) and the reason lines, deduplicated."""
+    steps = {}
+    for step in preview.get("steps") or []:
+        name = step.get("urn", "").split("::")[-1]
+        if step.get("op") not in QUIET_OPS and not name.startswith(("valohai-sweep-", "default")):
+            steps[name] = step["op"]
+    reasons: list[dict[str, str]] = []
+    for diagnostic in preview.get("diagnostics") or []:
+        for line in (diagnostic.get("message") or "").splitlines():
+            match = REASON_LINE.match(line.strip())
+            if match and match.groupdict() not in reasons:
+                reasons.append(match.groupdict())
+    return {"steps": dict(sorted(steps.items())), "reasons": reasons}
+
+
+def explain(stack: str, cwd: str) -> tuple[int, dict[str, Any], str]:
+    env = {k: v for k, v in os.environ.items() if k != "PULUMI_SKIP_CONFIRMATIONS"}
+    result = run_pulumi(["preview", "--json", "--stack", stack], cwd, env)
+    try:
+        preview = json.loads(result.stdout or "{}")
+    except json.JSONDecodeError:
+        preview = None
+    if result.returncode != 0 or not isinstance(preview, dict):
+        return EXIT_ERROR, {"steps": {}, "reasons": []}, (result.stderr or result.stdout).strip()[-2000:]
+    report = parse_preview(preview)
+    return (EXIT_CHANGES if report["steps"] else EXIT_SAME), report, ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="plan-explain", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--cwd", default=".", help="the directory holding Pulumi.yaml")
+    parser.add_argument("--json", action="store_true", help="print a JSON report instead of text")
+    args = parser.parse_args(argv)
+    code, report, message = explain(args.stack, args.cwd)
+    if args.json:
+        print(json.dumps({"exit_code": code, **report, "message": message}, indent=2))
+    elif code == EXIT_ERROR:
+        print(f"plan-explain: the preview failed: {message}", file=sys.stderr)
+    elif code == EXIT_SAME:
+        print(f"no changes: stack {args.stack} matches its config and code")
+    else:
+        print(f"plan for stack {args.stack}: {len(report['steps'])} resource(s) change")
+        for r in report["reasons"]:
+            print(f"  {r['name']}: {r['op']}: {r['reason']}")
+        explained = {r["name"] for r in report["reasons"]}
+        for name, op in report["steps"].items():
+            if op in ("create", "delete") and name not in explained:
+                print(f"  ({name}: {op})")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
