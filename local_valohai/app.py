@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from .backend import Backend
 from .errors import ApiError
 from .middleware import CatchAll, FaultInjection, NormalizePath, TokenAuth, hide_injected_drops
-from .routers import data, executions, pipelines, projects, users
+from .routers import data, executions, pipelines, project_variables, projects, users
 from .settings import Settings
 
 log = logging.getLogger("local_valohai")
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.backend = backend
     app.state.settings = settings
-    for module in (users, projects, executions, pipelines, data):
+    for module in (users, projects, project_variables, executions, pipelines, data):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.exception_handler(ApiError)

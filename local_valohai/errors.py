@@ -39,6 +39,7 @@ def flatten(body: dict[str, Any]) -> str:
     """An error body as one line, e.g. `inputs: Unknown input 'x'` (for node logs and nested errors)."""
     parts = []
     for key, value in body.items():
-        text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+        items = value if isinstance(value, list) else [value]
+        text = "; ".join(str(v.get("message", v)) if isinstance(v, dict) else str(v) for v in items)
         parts.append(text if key == "detail" else f"{key}: {text}")
     return " / ".join(parts)

@@ -14,18 +14,10 @@ import yaml
 
 from .db import Row, loads
 from .db.related import ExecutionRelated, PipelineRelated
+from .environments import by_slug
+from .services.project_variables import public_view
 
 LOCAL_USER = {"id": 1, "username": "local", "email": "local@localhost"}
-LOCAL_ENVIRONMENT = {
-    "id": "00000000-0000-4000-8000-000000000001",
-    "name": "Local machine",
-    "slug": "local",
-    "description": "Runs steps as subprocesses of the local backend",
-    "gpu_spec": "",
-    "per_hour_price_usd": "0.0",
-    "per_user_queue_quota": 0,
-    "unfinished_job_count": 0,
-}
 
 
 def _owner() -> dict[str, Any]:
@@ -44,7 +36,7 @@ def project_dict(row: Row, base: str, summary: dict[str, int] | None = None) -> 
         "url": f"{base}/api/v0/projects/{row['id']}/",
         "urls": {"display": f"{base}/p/{row['id']}/"},
         "yaml_path": row["yaml_path"],
-        "environment_variables": loads(row["environment_variables"]) or {},
+        "environment_variables": public_view(loads(row["environment_variables"]) or {}),
     }
     if summary is not None:
         data["execution_summary"] = {"count": sum(summary.values()), **{f"{k}_count": v for k, v in summary.items()}}
@@ -108,7 +100,12 @@ def _duration(row: Row) -> float | None:
 def execution_dict(
     row: Row, base: str, related: ExecutionRelated, *, exclude: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """`exclude` may hold `metadata` and `outputs` (the `?exclude=` the CLI sends to keep lists small).
+    """`exclude` names top-level fields to leave out, and only those (the `?exclude=` the CLI sends).
+
+    `vh exec summarize` asks `exclude=metadata,events,tags` and then reads `cumulative_metadata`, and
+    `vh exec info` asks `exclude=metadata,events` (valohai-cli 0.37, valohai_cli/commands/execution/
+    summarize.py and info.py): `metadata` names the per-event metadata list, never `cumulative_metadata`.
+    Secret project variables live in their own column and are never part of this object.
 
     Over 50 lines only because it is one literal holding every field of Valohai's execution object.
     """
@@ -130,7 +127,7 @@ def execution_dict(
         "duration": _duration(row),
         "project": project_dict(project, base) if project else None,
         "commit": commit_dict(commit, base) if commit else {"identifier": row["commit_identifier"]},
-        "environment": LOCAL_ENVIRONMENT,
+        "environment": by_slug(row["environment"]),
         "image": row["image"],
         "command": row["command"],
         "interpolated_command": row["command"],
@@ -142,7 +139,7 @@ def execution_dict(
         "tags": loads(row["tags"]) or [],
         "creator": _owner(),
         "deleted": bool(row["deleted"]),
-        "priority": 0,
+        "priority": row["priority"] or 0,
         "task": None,
         "pipeline": row["pipeline_id"],
         "pipeline_node": row["pipeline_node_id"],
@@ -155,10 +152,10 @@ def execution_dict(
             "copy": f"{base}/p/{row['project_id']}/executions/create/?from={eid}",
         },
     }
-    if "metadata" not in exclude:
-        data["cumulative_metadata"] = loads(row["cumulative_metadata"]) or None
-    if "outputs" not in exclude:
-        data["outputs"] = [datum_dict(d, base, row["counter"]) for d in related.outputs.get(eid, [])]
+    data["cumulative_metadata"] = loads(row["cumulative_metadata"]) or None
+    data["outputs"] = [datum_dict(d, base, row["counter"]) for d in related.outputs.get(eid, [])]
+    for name in exclude:
+        data.pop(name, None)
     return data
 
 

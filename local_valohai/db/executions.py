@@ -32,6 +32,9 @@ COLUMNS = (
     "command",
     "pipeline_id",
     "pipeline_node_id",
+    "environment",
+    "priority",
+    "secret_environment",
 )
 
 

@@ -86,3 +86,7 @@ def project_commits(db: Db, project_id: str) -> list[Row]:
 
 def commit_list_query() -> ListQuery:
     return ListQuery("commits")
+
+
+def set_environment_variables(db: Db, project_id: str, variables: dict, now: str) -> None:
+    db.execute("UPDATE projects SET environment_variables=?, mtime=? WHERE id=?", (dumps(variables), now, project_id))

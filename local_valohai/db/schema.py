@@ -78,4 +78,9 @@ CREATE INDEX IF NOT EXISTS edges_pipeline ON edges (pipeline_id, position);
 
 # Columns added after a table was first created: (table, column, declaration). `Store` adds the missing
 # ones when it opens an older database, so a data directory survives upgrades.
-ADDED_COLUMNS = (("executions", "pid", "INTEGER"),)
+ADDED_COLUMNS = (
+    ("executions", "pid", "INTEGER"),
+    ("executions", "environment", "TEXT"),
+    ("executions", "priority", "INTEGER"),
+    ("executions", "secret_environment", "TEXT"),
+)

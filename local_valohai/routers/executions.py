@@ -43,12 +43,15 @@ SPEC_FIELDS = (
     "title",
     "image",
     "command",
+    "environment",
+    "priority",
 )
 ORDERING = ("counter", "ctime", "mtime", "status", "id")
 
 
 def _exclude(request: Request) -> frozenset[str]:
-    return frozenset(filter(None, list_param(request, "exclude")))
+    """Field names, spaces trimmed: valohai_cli/utils/ssh.py sends `exclude=metadata, events`."""
+    return frozenset(filter(None, (name.strip() for name in list_param(request, "exclude"))))
 
 
 def _serialized(request: Request, row: Row, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:

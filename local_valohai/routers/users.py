@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from .. import __version__
-from ..serializers import LOCAL_ENVIRONMENT, LOCAL_USER
+from ..environments import ENVIRONMENTS
+from ..serializers import LOCAL_USER
 
 router = APIRouter()
 
@@ -17,7 +18,7 @@ async def users_me() -> dict:
 
 @router.get("/environments/")
 async def environments() -> dict:
-    return {"count": 1, "next": None, "previous": None, "results": [LOCAL_ENVIRONMENT]}
+    return {"count": len(ENVIRONMENTS), "next": None, "previous": None, "results": list(ENVIRONMENTS)}
 
 
 @router.get("/server/")

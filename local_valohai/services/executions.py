@@ -18,12 +18,14 @@ from valohai_yaml.objs import Config, Step
 from providers.api.statuses import CREATED, QUEUED, STARTED, STOPPED
 
 from .. import db
-from ..db import Store, Transaction, dumps, new_id, now_iso
+from ..db import Store, Transaction, dumps, loads, new_id, now_iso
+from ..environments import resolve as resolve_environment
 from ..errors import ApiError, bad_request
 from ..settings import Limits
 from ..validation import input_uris, mapping, safe_name, scalar_values, seconds, string_list, text
 from .commits import commit_config, resolve_commit
 from .inputs import resolve_uri
+from .project_variables import split as split_project_variables
 
 PARAM_REF = re.compile(r"\{parameter(?:-value)?:([^}]+)\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -46,6 +48,8 @@ class ExecutionSpec:
     title: str | None = None
     image: str | None = None
     command: Any = None
+    environment: Any = None
+    priority: Any = None
     pipeline_id: str | None = None
     pipeline_node_id: str | None = None
 
@@ -72,6 +76,19 @@ def check_spec(spec: ExecutionSpec, limits: Limits) -> None:
     spec.tags = string_list(spec.tags, "tags", limits.tags, limits.tag)
     spec.runtime_config = mapping(spec.runtime_config, "runtime_config", limits.entries)
     seconds(spec.time_limit, "time_limit")
+    spec.environment = resolve_environment(spec.environment)
+    spec.priority = _priority(spec.priority)
+
+
+def _priority(value: Any) -> int | None:
+    """Valohai's execution `priority`: an integer (unverified range; here -1000..1000)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise bad_request("priority", f"Expected an integer, got {str(value)[:40]!r}")
+    if not -1000 <= int(value) <= 1000:
+        raise bad_request("priority", "Expected an integer between -1000 and 1000")
+    return int(value)
 
 
 def find_step(config: Config, step_name: str, commit_identifier: str) -> Step:
@@ -188,9 +205,14 @@ def _inputs(
     return input_uris, input_files
 
 
-def _environment(spec: ExecutionSpec, step: Step) -> dict[str, str]:
-    """The step's defaults, overridden by the payload's `environment_variables`."""
-    env = {k: v.default for k, v in step.environment_variables.items() if v.default is not None}
+def _environment(spec: ExecutionSpec, step: Step, project: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """(public, secret): the project's variables, the step's defaults, the payload's `environment_variables`.
+
+    Later ones win; a secret project variable that nothing overrides stays apart (see project_variables.py).
+    """
+    public, secret = split_project_variables(loads(project["environment_variables"]) or {} if project else {})
+    env = dict(public)
+    env.update({k: v.default for k, v in step.environment_variables.items() if v.default is not None})
     if spec.environment_variables not in (None, ""):
         if not isinstance(spec.environment_variables, dict):
             raise bad_request("environment_variables", "Expected an object mapping names to string values")
@@ -198,7 +220,7 @@ def _environment(spec: ExecutionSpec, step: Step) -> dict[str, str]:
             if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
                 raise bad_request("environment_variables", f"Invalid environment variable name {key!r}")
             env[key] = "" if value is None else str(value)
-    return env
+    return env, {k: v for k, v in secret.items() if k not in env}
 
 
 def create_execution(
@@ -212,7 +234,7 @@ def create_execution(
     parameters = {**step.get_parameter_defaults(include_flags=True), **given}
     command = _command(step, given, spec.command)
     input_uris, input_files = _inputs(store, secret, spec, step, parameters)
-    env = _environment(spec, step)
+    env, secret_env = _environment(spec, step, db.projects.get(store, spec.project_id))
     tags = spec.tags
     if spec.runtime_config not in (None, "") and not isinstance(spec.runtime_config, dict):
         raise bad_request("runtime_config", "Expected an object")
@@ -243,6 +265,9 @@ def create_execution(
             "command": command,
             "pipeline_id": spec.pipeline_id,
             "pipeline_node_id": spec.pipeline_node_id,
+            "environment": spec.environment,
+            "priority": spec.priority,
+            "secret_environment": dumps(secret_env),
         },
     )
     db.events.add_status(tx, execution_id, now, "Execution created")

@@ -97,6 +97,8 @@ def build_spec(tx: Transaction, pipeline: Row, node: Node, nodes: dict[str, Node
         title=template.get("title"),
         image=template.get("image"),
         command=template.get("command"),
+        environment=template.get("environment"),
+        priority=template.get("priority"),
         pipeline_id=pipeline["id"],
         pipeline_node_id=node["id"],
     )

@@ -86,6 +86,8 @@ def _node(store: Store, project_id: str, name: str, node: dict[str, Any], limits
         title=template.get("title") or template.get("name") or name,
         image=template.get("image"),
         command=template.get("command"),
+        environment=template.get("environment"),
+        priority=template.get("priority"),
     )
     try:
         check_spec(spec, limits)
@@ -109,6 +111,8 @@ def _node(store: Store, project_id: str, name: str, node: dict[str, Any], limits
         "runtime_config": spec.runtime_config,
         "time_limit": spec.time_limit,
         "tags": spec.tags,
+        "environment": spec.environment,
+        "priority": spec.priority,
     }
     return PlannedNode(name=name, step=step, on_error=on_error, merge=merge_mode, template=clean)
 

@@ -60,7 +60,7 @@ def _execution_json(row: Row, project: Row | None) -> dict[str, Any]:
         "valohai.commit-identifier": row["commit_identifier"],
         "valohai.creator-id": 1,
         "valohai.creator-name": "local",
-        "valohai.environment-slug": "local",
+        "valohai.environment-slug": row["environment"] or "local",
         "valohai.project-id": row["project_id"],
         "valohai.project-name": f"local/{project['name'] if project else ''}",
         "valohai.pipeline-id": row["pipeline_id"],
@@ -71,6 +71,7 @@ def _execution_json(row: Row, project: Row | None) -> dict[str, Any]:
 def _environment(row: Row, dirs: dict[str, Path]) -> dict[str, str]:
     """The server's environment (minus its own settings), the execution's variables and the `VH_*` paths."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOCAL_VALOHAI_")}
+    env.update(loads(row["secret_environment"]) or {})  # the project's secrets nothing overrode
     env.update(loads(row["environment_variables"]) or {})
     env.update(
         {

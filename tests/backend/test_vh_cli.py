@@ -24,9 +24,12 @@ def vh(server, tmp_path_factory):
     env = {**os.environ, "VALOHAI_CONFIG_DIR": str(config_dir), "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("VALOHAI_TOKEN", None)
 
-    def run(*args: str) -> str:
+    def run(*args: str, ok: bool = True) -> str:
+        """`vh args`'s output; asserts it succeeded (or, with ok=False, that it failed)."""
         done = subprocess.run([VH, *args], cwd=project_dir, env=env, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, f"vh {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        assert (done.returncode == 0) == ok, (
+            f"vh {' '.join(args)} exit {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        )
         return done.stdout + done.stderr
 
     return run
@@ -57,3 +60,43 @@ def test_vh_end_to_end(vh, api, server):
     assert "Pipeline =1 queued" in vh("pipeline", "run", "produce-consume", "--adhoc")
     assert "produce-consume" in vh("pipeline", "list")
     assert "Done" in vh("pipeline", "stop", "1")
+
+
+def test_vh_wider_commands(vh, api, server):
+    """Parameters on `exec run`, stop, summarize, project environment variables and environments via `vh`."""
+    secret = "vh-secret-token-value-93b1"
+    assert "Logged in" in vh("login", "--host", server.url, "--token", server.token, "--yes")
+    project = api.create_project("cli-wide")
+    assert "Linked" in vh("project", "link", "cli-wide", "--yes")
+    assert "Added environment variable VALOHAI_API_TOKEN" in vh(
+        "project", "environment-variables", "create", "--secret", f"VALOHAI_API_TOKEN={secret}"
+    )
+    vh("project", "environment-variables", "create", "PUBLIC_FLAG=on")
+    listed = vh("project", "environment-variables", "list")
+    assert "VALOHAI_API_TOKEN" in listed and "****" in listed and "PUBLIC_FLAG" in listed and secret not in listed
+    assert "Successfully deleted" in vh("project", "environment-variables", "delete", "PUBLIC_FLAG")
+    assert "PUBLIC_FLAG" not in vh("project", "environment-variables", "list")
+    assert "local" in vh("environments")
+
+    out = vh("execution", "run", "produce", "--adhoc", "--harbor=eta", "--count=3", "--environment=local")
+    assert "Execution #1 created" in out
+    done = api.wait(f"executions/{project['id']}:1/")
+    assert done["parameters"] == {"harbor": "eta", "count": 3} and done["environment"]["slug"] == "local"
+    summary = vh("execution", "summarize", "1")
+    assert "run_for" in summary and "eta" in summary and "progress" in summary
+    assert "python produce.py --harbor=eta --count=3" in vh("execution", "info", "1")
+    download_dir = Path(server.data_dir).parent / "vh-wide"
+    vh("execution", "outputs", "1", "--download", str(download_dir))
+    assert (download_dir / "data-eta.txt").read_text() == "row 0\nrow 1\nrow 2\n"
+
+    assert "Execution #2 created" in vh("execution", "run", "sleep", "--adhoc")
+    api.wait(f"executions/{project['id']}:2/", lambda o: o["status"] == "started")
+    vh("execution", "stop", "2")
+    stopped = api.wait(f"executions/{project['id']}:2/")
+    assert stopped["status"] == "stopped"
+    assert "stopped" in vh("execution", "list")
+    logs = vh("execution", "logs", "2")
+    assert "sleeping" in logs and secret not in logs
+
+    refused = vh("execution", "run", "noop", "--adhoc", "--environment=gpu-x", ok=False)
+    assert "Unknown environment 'gpu-x'" in refused and "vh environments" in refused
