@@ -3,7 +3,7 @@
 Config (project namespace `valohai-sweep`, see stacks/Pulumi.local.yaml):
 `harbors`, `epochs`, `mode` (parallel|single), `training` {learning_rate, batch_size, validation_split},
 `data` {image_size, images_per_class, test_images_per_harbor, seed}, `wait_timeout_minutes`, `report_dir`
-(default reports/<stack>);
+(default reports/<stack>), `steps` {<step>: {environment, image, time_limit, priority, environment_variables}};
 `valohai:host`, `valohai:project` (name or id), `valohai:token` (secret; `VALOHAI_API_TOKEN` fallback).
 
 Every config problem, a missing token and an unreachable host stop the program with one message before
@@ -37,8 +37,8 @@ from providers.sweep.identity import node_identity, node_key, resource_key
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import preflight
 
-SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes")
-OBJECT_KEYS = ("harbors", "epochs", "training", "data")
+SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes", "steps")
+OBJECT_KEYS = ("harbors", "epochs", "training", "data", "steps")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def compute_keys(root: Path, yaml_config: Config, sweep: Sweep) -> StackKeys:
                 files[step] = step_files(root, step, definition.command)
             except StepFilesError as exc:
                 raise pulumi.RunError(str(exc)) from None
-        return node_identity(definition.serialize(), files[step], parameters, upstream)
+        return node_identity(definition.serialize(), files[step], parameters, upstream, sweep.step_settings(step))
 
     datasets = {
         h: {"generate": node(payloads.GENERATE_STEP, payloads.generation_parameters(h, sweep.data), {})}
@@ -187,6 +187,7 @@ def declare_shared(root: Path) -> StackContext:
             stack=stack,
             key=resource_key("harbor-data", stack, keys.datasets[h]),
             identity=keys.datasets[h],
+            settings=sweep.step_settings(payloads.GENERATE_STEP),
         )
         for h in sweep.harbors
     }
@@ -246,6 +247,7 @@ def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Ou
             data_by_harbor=args[3],
             test_sets=args[4],
             tags=ctx.tags,
+            settings=ctx.sweep.step_settings(payloads.PREDICT_STEP),
         )
     )
 

@@ -40,7 +40,7 @@ def data_uris(outputs: dict[str, str], harbor: str) -> dict[str, str]:
 
 class HarborDatasetProvider(ValohaiProvider):
     replace_keys = ("host", "key")
-    INPUTS = ("host", "project_id", "commit", "harbor", "data", "stack", "label", "key", "identity")
+    INPUTS = ("host", "project_id", "commit", "harbor", "data", "stack", "label", "key", "identity", "settings")
 
     def check_inputs(self, news):
         if not news.get("harbor"):
@@ -60,6 +60,7 @@ class HarborDatasetProvider(ValohaiProvider):
             harbor=harbor,
             data=props["data"],
             tags=[f"harbor:{harbor}"],
+            settings=props.get("settings"),
         )
         execution = submit_or_adopt_execution(api, payload, content_tag(key))
         progress(f"data for {harbor}: execution #{execution.get('counter')}")
@@ -101,12 +102,15 @@ class HarborDataset(Resource, module="valohai", name="HarborDataset"):
         stack: str,
         key: str,
         identity: dict,
+        settings: dict | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`settings`: generate-harbors' execution settings (stack config `steps`); left out when none."""
         super().__init__(
             HarborDatasetProvider(),
             name,
             {
+                **({"settings": settings} if settings else {}),
                 "host": host,
                 "project_id": project_id,
                 "commit": commit,

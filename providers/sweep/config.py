@@ -18,6 +18,7 @@ from providers.sweep.parameters import (
     epochs_parameter,
     training_parameters,
 )
+from providers.sweep.step_settings import StepSettingsError, parse_step_settings
 from steps.harbor_names import is_harbor_name
 
 MODES = ("parallel", "single")
@@ -83,6 +84,11 @@ class Sweep:
     train: Mapping[str, Any] = field(default_factory=lambda: defaults(training_parameters()))
     data: Mapping[str, Any] = field(default_factory=lambda: defaults(data_parameters()))
     wait_timeout_minutes: float = 120.0
+    steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-step execution settings
+
+    def step_settings(self, step: str) -> dict[str, Any]:
+        """The execution settings stack config gives `step` (providers/sweep/step_settings.py); {} if none."""
+        return dict(self.steps.get(step, {}))
 
     @property
     def cells(self) -> list[Cell]:
@@ -181,6 +187,10 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
     if raw.get("epochs") is None:
         raise SweepConfigError("epochs is not set: run `pulumi config set --path 'epochs[0]' 2`")
     mode = raw.get("mode") or "parallel"
+    try:
+        steps = parse_step_settings(raw.get("steps"))
+    except StepSettingsError as exc:
+        raise SweepConfigError(str(exc)) from None
     if mode not in MODES:
         raise SweepConfigError(f"mode must be one of {', '.join(MODES)}, got {_shown(mode)}")
     sweep = Sweep(
@@ -192,6 +202,7 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
         wait_timeout_minutes=_number(
             raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, *WAIT_TIMEOUT_MINUTES
         ),
+        steps=steps,
     )
     if len(sweep.cells) > MAX_CELLS:
         raise SweepConfigError(

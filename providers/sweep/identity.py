@@ -40,18 +40,25 @@ def content_tag(key: str) -> str:
 
 
 def node_identity(
-    step: Any, files: dict[str, str], parameters: dict[str, Any], upstream: dict[str, Any]
+    step: Any,
+    files: dict[str, str],
+    parameters: dict[str, Any],
+    upstream: dict[str, Any],
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a node's key is made of, in the shape stored in state (and shown by the plan's reasons).
 
     `step` is `config.steps[name].serialize()`; it is stored as its hash with the step's name, the rest as is.
     """
-    return {
+    identity = {
         "step": {"name": step.get("name"), "sha256": hashlib.sha256(canonical_json(step).encode()).hexdigest()},
         "files": dict(sorted(files.items())),
         "parameters": dict(sorted(parameters.items())),
         "upstream": dict(sorted(upstream.items())),
     }
+    if settings:  # per-step execution settings (stack config `steps`); absent keeps older keys unchanged
+        identity["settings"] = dict(sorted(settings.items()))
+    return identity
 
 
 def node_key(identity: dict[str, Any]) -> str:

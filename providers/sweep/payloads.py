@@ -17,6 +17,7 @@ from valohai_yaml.objs import Config, Pipeline
 from valohai_yaml.pipelines.conversion import PipelineConverter
 
 from providers.sweep.config import Cell, Sweep
+from providers.sweep.step_settings import apply_to
 
 TRAINING_PIPELINE = "training-pipeline"
 GENERATE_STEP = "generate-harbors"
@@ -53,6 +54,15 @@ def load_config(yaml_text: str) -> Config:
 
 def _node(payload: Mapping[str, Any], name: str) -> dict:
     return next(n for n in payload["nodes"] if n["name"] == name)
+
+
+def _apply_step_settings(converted: Mapping[str, Any], sweep: Sweep) -> None:
+    """Each node template gets its step's execution settings from stack config (none: unchanged)."""
+    for node in converted["nodes"]:
+        template = node.get("template") or {}
+        settings = sweep.step_settings(template.get("step", ""))
+        if settings:
+            apply_to(template, settings)
 
 
 def cell_parameters(cell: Cell, sweep: Sweep) -> dict[str, dict[str, Any]]:
@@ -110,6 +120,7 @@ def training_pipeline(
         config.pipelines[TRAINING_PIPELINE]
     )
     _set_cell(_node(converted, PREPROCESS_NODE), _node(converted, TRAIN_NODE), cell, sweep, data)
+    _apply_step_settings(converted, sweep)
     return {"project": project_id, "title": cell.title, "tags": list(tags), **converted}
 
 
@@ -165,6 +176,7 @@ def sweep_pipeline(
     predict["parameters"].pop("exec_ids", None)
     predict["inputs"].update(prediction_inputs(harbors, data_by_harbor, models=[], test_sets={}))
     predict["inputs"].pop("dataset", None)  # fed by the edges from this sweep's preprocess nodes
+    _apply_step_settings(converted, sweep)
     return {"project": project_id, "title": title, "tags": list(tags), **converted}
 
 
@@ -194,9 +206,15 @@ def prediction_inputs(
 
 
 def generation_execution(
-    *, commit: str, project_id: str, harbor: str, data: Mapping[str, Any], tags: Sequence[str]
+    *,
+    commit: str,
+    project_id: str,
+    harbor: str,
+    data: Mapping[str, Any],
+    tags: Sequence[str],
+    settings: Mapping[str, Any] | None = None,
 ) -> dict:
-    return {
+    body = {
         "project": project_id,
         "commit": commit,
         "step": GENERATE_STEP,
@@ -205,6 +223,7 @@ def generation_execution(
         "inputs": {},
         "tags": list(tags),
     }
+    return apply_to(body, settings or {})
 
 
 def prediction_execution(
@@ -217,9 +236,10 @@ def prediction_execution(
     data_by_harbor: Mapping[str, Mapping[str, str]],
     test_sets: Mapping[str, Sequence[str]],
     tags: Sequence[str],
+    settings: Mapping[str, Any] | None = None,
 ) -> dict:
     """The seed's final POST: predict-models with the training execution ids (and the models as inputs)."""
-    return {
+    body = {
         "project": project_id,
         "commit": commit,
         "step": PREDICT_STEP,
@@ -231,3 +251,4 @@ def prediction_execution(
         "inputs": prediction_inputs(harbors, data_by_harbor, models, test_sets),
         "tags": list(tags),
     }
+    return apply_to(body, settings or {})

@@ -364,3 +364,55 @@ def test_no_token_or_signature_in_any_cassette(cassette_secrets):
         assert not re.search(r"(?im)^\s*authorization:", text), f"{path}: holds an Authorization header"
         for token in cassette_secrets["tokens"]:  # the recording servers' tokens (known while recording)
             assert token not in text, f"{path}: holds the recording server's token"
+
+
+@_cassette_tests
+def test_step_settings_reach_the_node_executions(vh_host, vcr_project, vcr):
+    """Stack config `steps` (environment, image, time limit, priority, variables) in the posted pipeline,
+    and on the execution the backend made from the node."""
+    from providers.sweep.step_settings import parse_step_settings
+
+    settings = parse_step_settings(
+        {
+            "preprocess-dataset": {
+                "environment": "local",
+                "image": "python:3.11-slim",
+                "time_limit": 900,
+                "priority": 4,
+                "environment_variables": {"PREPROCESS_NOTE": "from-stack-config"},
+            }
+        }
+    )
+    package = make_package(vh_host, vcr_project, "vcr-step-settings")
+    data = make_harbor_data(vh_host, package)
+    config = payloads.load_config((vcr_project / "valohai.yaml").read_text())
+    sweep = Sweep(harbors=(HARBOR,), epochs=(2,), train=TRAIN, data=DATA, steps=settings)
+    payload = payloads.training_pipeline(
+        config,
+        commit=package["commit"],
+        project_id=package["project_id"],
+        cell=Cell(HARBOR, 2),
+        sweep=sweep,
+        data=data,
+        tags=["vcr"],
+    )
+    posted = {n["name"]: n["template"] for n in payload["nodes"]}
+    assert posted["preprocess"]["environment"] == "local" and posted["preprocess"]["priority"] == 4
+    identity = identity_of(epochs=2, settings="preprocess")
+    props = {
+        "host": vh_host,
+        "payload": payload,
+        "stack": STACK,
+        "label": f"{HARBOR}/epochs-2",
+        "key": resource_key("cell", STACK, identity),
+        "identity": identity,
+    }
+    created = PipelineProvider().create(props)
+    body = json.loads(requests_to(vcr, "POST", r"/pipelines/$")[0].body)
+    assert {n["name"]: n["template"].get("time_limit") for n in body["nodes"]} == {"preprocess": 900, "train": None}
+    pipeline = client(vh_host).get_pipeline(created.id)
+    execution = next(n for n in pipeline["nodes"] if n["name"] == "preprocess")["execution"]
+    assert execution["environment"]["slug"] == "local" and execution["image"] == "python:3.11-slim"
+    assert execution["time_limit"] == 900 and execution["priority"] == 4
+    assert execution["environment_variables"]["PREPROCESS_NOTE"] == "from-stack-config"
+    PipelineProvider().delete(created.id, created.outs)
