@@ -66,6 +66,9 @@ class Settings:
     fault_rate: float = 0.0
     fault_seed: int = 0
     fault_after_commit: bool = False
+    # Answer `DELETE pipelines/{id}/` with 405, as an API that offers no pipeline deletion would
+    # (LOCAL_VALOHAI_REFUSE_PIPELINE_DELETE=1): for testing that destroy still ends.
+    refuse_pipeline_delete: bool = False
     limits: Limits = field(default_factory=Limits)
     # Where things live under data_dir; derived, not settable.
     db_path: Path = field(init=False)
@@ -101,6 +104,7 @@ class Settings:
             fault_rate=float(os.environ.get("LOCAL_VALOHAI_FAULT_RATE", "0") or 0),
             fault_seed=int(os.environ.get("LOCAL_VALOHAI_FAULT_SEED", "0") or 0),
             fault_after_commit=os.environ.get("LOCAL_VALOHAI_FAULT_AFTER_COMMIT", "") in ("1", "true", "yes"),
+            refuse_pipeline_delete=os.environ.get("LOCAL_VALOHAI_REFUSE_PIPELINE_DELETE", "") in ("1", "true", "yes"),
         )
 
     def __post_init__(self) -> None:

@@ -47,6 +47,10 @@ def set_status(db: Db, pipeline_id: str, status: str, now: str) -> None:
     db.execute("UPDATE pipelines SET status=?, mtime=? WHERE id=?", (status, now, pipeline_id))
 
 
+def set_tags(db: Db, pipeline_id: str, tags: list[str], now: str) -> None:
+    db.execute("UPDATE pipelines SET tags=?, mtime=? WHERE id=?", (dumps(tags), now, pipeline_id))
+
+
 def mark_deleted(db: Db, pipeline_id: str) -> None:
     db.execute("UPDATE pipelines SET deleted=1 WHERE id=?", (pipeline_id,))
 

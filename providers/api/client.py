@@ -344,6 +344,10 @@ class ValohaiClient:
     def delete_pipeline(self, pipeline_id: str) -> None:
         self.request("DELETE", f"pipelines/{pipeline_id}/")
 
+    def set_pipeline_tags(self, pipeline_id: str, tags: list[str]) -> dict:
+        """PATCH the pipeline's tags (unverified on Valohai: no valohai-cli command changes a pipeline)."""
+        return self.request("PATCH", f"pipelines/{pipeline_id}/", json_body={"tags": tags})
+
     # --- data ----------------------------------------------------------------------------------------
 
     def download_url(self, datum_id: str) -> str:

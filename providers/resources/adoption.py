@@ -47,6 +47,7 @@ def retry_transient(call: Callable[[], T], *, what: str, attempts: int = ATTEMPT
 def find_adoptable(items: list[dict], tag: str) -> dict | None:
     """The newest object with this tag that has not failed (lists are newest first)."""
     for item in items:
-        if tag in (item.get("tags") or []) and not is_failed(item.get("status")) and not item.get("deleted"):
+        tags = item.get("tags") or []
+        if tag in tags and "released" not in tags and not is_failed(item.get("status")) and not item.get("deleted"):
             return item
     return None

@@ -20,11 +20,37 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource
 
 from providers.api.credentials import client
-from providers.api.errors import ValohaiNotFound
+from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_terminal
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
-from providers.sweep.identity import content_tag
+from providers.sweep.identity import TAG_PREFIX, content_tag
+
+RELEASED_TAG = "released"
+REFUSED_DELETE = (403, 405)  # what an API that offers no pipeline deletion answers
+
+
+def release(api: Any, pipeline_id: str, label: str, refused: int) -> str:
+    """When the API refuses DELETE: stop the pipeline, swap its content tag for `released` (so no later
+    create adopts it), and return the one line that says so. Failing to stop raises (a pipeline left
+    running must not leave the stack); failing to tag is said in the line.
+
+    `DELETE pipelines/{id}/` is called by no valohai-cli 0.37 command (valohai_cli/commands/pipeline/ has
+    list, run and stop only), so whether Valohai allows it for a token is unverified; this is the way out.
+    """
+    pipeline = api.get_pipeline(pipeline_id)
+    if not is_terminal(pipeline.get("status")):
+        retry_transient(lambda: api.stop_pipeline(pipeline_id), what=f"stopping pipeline {pipeline_id}")
+    tags = [t for t in pipeline.get("tags") or [] if not t.startswith(TAG_PREFIX) and t != RELEASED_TAG]
+    try:
+        api.set_pipeline_tags(pipeline_id, [*tags, RELEASED_TAG])
+        tagged = f"tagged it '{RELEASED_TAG}'"
+    except ValohaiError as exc:
+        tagged = f"could not tag it '{RELEASED_TAG}' (HTTP {exc.status})"
+    return (
+        f"{label}: the API refused DELETE (HTTP {refused}); stopped pipeline #{pipeline.get('counter')}, "
+        f"{tagged} and dropped it from the stack"
+    )
 
 
 def node_executions(pipeline: dict) -> dict[str, dict]:
@@ -119,6 +145,13 @@ class PipelineProvider(ValohaiProvider):
             api.delete_pipeline(id_)
         except ValohaiNotFound:
             pass  # already gone: the goal of delete
+        except ValohaiError as exc:
+            if exc.status not in REFUSED_DELETE:
+                raise
+            try:
+                progress(release(api, id_, props.get("label") or id_, exc.status))
+            except ValohaiNotFound:
+                pass
 
 
 class _PipelineResource(Resource):
