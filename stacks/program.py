@@ -37,7 +37,7 @@ from providers.sweep.identity import node_identity, node_key, resource_key
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import preflight
 
-SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes", "steps")
+SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes", "steps", "poll_interval_seconds")
 OBJECT_KEYS = ("harbors", "epochs", "training", "data", "steps")
 
 
@@ -270,6 +270,7 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         "results",
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
+        poll_interval_seconds=ctx.sweep.poll_interval_seconds,
         cells={name: {"pipeline": p.id, "node": payloads.TRAIN_NODE} for name, p in cells.items()},
         test_sets={
             h: {"pipeline": cells[c.name].id, "node": payloads.PREPROCESS_NODE}
@@ -319,6 +320,7 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         "results",
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
+        poll_interval_seconds=ctx.sweep.poll_interval_seconds,
         cells={c.name: {"pipeline": big.id, "node": f"{payloads.TRAIN_NODE}-{c.slug}"} for c in ctx.sweep.cells},
         predict={"pipeline": big.id, "node": payloads.PREDICT_NODE},
     )

@@ -23,6 +23,7 @@ from providers.api.statuses import CREATED, DONE, ERROR, is_failed, is_terminal
 from providers.api.waiting import summarize, wait_for
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, progress
 from providers.resources.executions import failure_message
+from providers.resources.polling import PipelineSweepReader, backoff_for
 
 METRIC_KEYS = ("val_accuracy", "val_loss", "accuracy", "loss")
 PREDICT_CELL = "(prediction)"
@@ -43,7 +44,7 @@ def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, dict |
 class TrainingResultsProvider(ValohaiProvider):
     update_keys = ("cells", "predict", "timeout_seconds", "test_sets")
     replace_keys = ("host",)
-    INPUTS = ("host", "cells", "predict", "timeout_seconds", "test_sets")
+    INPUTS = ("host", "cells", "predict", "timeout_seconds", "test_sets", "poll_interval_seconds")
 
     def label(self, props, id_):
         return "results"
@@ -77,13 +78,14 @@ class TrainingResultsProvider(ValohaiProvider):
         pipelines_done: dict[str, dict] = {}
         pipeline_counters: dict[str, int | None] = {}
 
+        reader = PipelineSweepReader(api)
+
         def poll() -> dict[str, str]:
-            fresh: dict[str, dict] = {}
+            """One round: every unfinished pipeline read at once (polling.py: one list request)."""
+            fresh = reader.read({p for p, _ in watched.values() if p not in pipelines_done})
             states = {}
             for name, (pipeline_id, node_name) in watched.items():
-                pipeline = pipelines_done.get(pipeline_id) or fresh.get(pipeline_id)
-                if pipeline is None:
-                    pipeline = fresh[pipeline_id] = api.get_pipeline(pipeline_id)
+                pipeline = pipelines_done.get(pipeline_id) or fresh[pipeline_id]
                 states[name], executions[name] = cell_state(pipeline, node_name)
             for pipeline_id, pipeline in fresh.items():
                 pipeline_counters[pipeline_id] = pipeline.get("counter")
@@ -100,7 +102,11 @@ class TrainingResultsProvider(ValohaiProvider):
                 progress(f"sweep: {summary} ({elapsed:.0f}s)")
 
         states = wait_for(
-            poll, timeout=float(props["timeout_seconds"]), on_progress=report, tolerate=(ValohaiTransient,)
+            poll,
+            timeout=float(props["timeout_seconds"]),
+            on_progress=report,
+            tolerate=(ValohaiTransient,),
+            backoff=backoff_for(props["host"], props.get("poll_interval_seconds")),
         )
         failed = sorted(n for n, s in states.items() if s != DONE)
         if failed:
@@ -170,12 +176,14 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
         timeout_seconds: float,
         predict: Any = None,
         test_sets: Any = None,
+        poll_interval_seconds: float | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
             TrainingResultsProvider(),
             name,
             {
+                **({"poll_interval_seconds": poll_interval_seconds} if poll_interval_seconds else {}),
                 "host": host,
                 "cells": cells,
                 "predict": predict,

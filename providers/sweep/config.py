@@ -24,6 +24,7 @@ from steps.harbor_names import is_harbor_name
 MODES = ("parallel", "single")
 MAX_CELLS = 500
 WAIT_TIMEOUT_MINUTES = (0.1, 7 * 24 * 60)  # range of wait_timeout_minutes (default 120)
+POLL_INTERVAL_SECONDS = (0.05, 600)  # range of poll_interval_seconds (default: providers/resources/polling.py)
 
 
 class SweepConfigError(ValueError):
@@ -85,6 +86,7 @@ class Sweep:
     data: Mapping[str, Any] = field(default_factory=lambda: defaults(data_parameters()))
     wait_timeout_minutes: float = 120.0
     steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-step execution settings
+    poll_interval_seconds: float | None = None  # None: fast for a loopback host, 5 s for any other
 
     def step_settings(self, step: str) -> dict[str, Any]:
         """The execution settings stack config gives `step` (providers/sweep/step_settings.py); {} if none."""
@@ -203,6 +205,9 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
             raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, *WAIT_TIMEOUT_MINUTES
         ),
         steps=steps,
+        poll_interval_seconds=None
+        if raw.get("poll_interval_seconds") is None
+        else _number(raw["poll_interval_seconds"], "poll_interval_seconds", float, *POLL_INTERVAL_SECONDS),
     )
     if len(sweep.cells) > MAX_CELLS:
         raise SweepConfigError(
