@@ -1,4 +1,4 @@
-"""No token in cassettes, error messages or reprs.
+"""No token in cassettes, error messages or reprs; no secret project variable in any API answer or log.
 
 (The state, the CLI's output and the backend's log are scanned in tests/e2e/test_faults.py, which has a
 real `pulumi up` to scan.)
@@ -104,7 +104,69 @@ def test_provider_check_messages_hold_no_token(server):
     assert wrong not in problem and not TOKEN_PATTERN.search(problem)
 
 
+SECRET_VALUE = "secret-env-value-5c1e9d"
+SECRET_PROJECT = """- step:
+    name: uses-secret
+    image: python:3.11
+    command: >-
+      python -c "import hashlib, os, sys; v = os.environ.get('SCAN_SECRET', '').encode();
+      sys.exit(hashlib.sha256(v).hexdigest() != 'db52146e7919d4089ce9db5d6e7b5f635a495e128a712343b75ef14ce44beb89')"
+"""  # the command holds the value's hash only: it is shown by the API
+
+
+def _package(files: dict[str, str]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_secret_project_variable_in_no_answer_log_or_cassette(server):
+    """A secret project variable reaches the step (it exits 0 only with the value) and nothing else: not
+    the project, the execution, lists, events, the backend's log, nor any cassette."""
+    import time
+
+    session = server.session()
+    api = server.api
+    project = session.post(f"{api}/projects/", json={"name": "secrets-scan"}, timeout=10).json()
+    files = {"data": ("p.tgz", _package({"valohai.yaml": SECRET_PROJECT}), "application/gzip")}
+    commit = session.post(f"{api}/projects/{project['id']}/import-package/", files=files, timeout=10).json()
+    body = {"name": "SCAN_SECRET", "value": SECRET_VALUE, "secret": True}
+    created = session.post(f"{api}/projects/{project['id']}/environment_variable/", json=body, timeout=10)
+    run = {"project": project["id"], "commit": commit["identifier"], "step": "uses-secret"}
+    execution = session.post(f"{api}/executions/", json=run, timeout=10).json()
+    deadline = time.monotonic() + 60
+    while (done := session.get(f"{api}/executions/{execution['id']}/", timeout=10).json())["status"] not in (
+        "complete",
+        "error",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert done["status"] == "complete", "the step did not get the secret variable"
+    answers = [
+        created.text,
+        session.get(f"{api}/projects/{project['id']}/", timeout=10).text,
+        session.get(f"{api}/projects/", timeout=10).text,
+        session.get(f"{api}/executions/", params={"project": project["id"]}, timeout=10).text,
+        session.get(f"{api}/executions/{execution['id']}/events/", params={"limit": 0}, timeout=10).text,
+        session.get(f"{api}/executions/{execution['id']}/status-events/", timeout=10).text,
+    ]
+    seen = "\n".join([*answers, server.log_path.read_text(errors="replace")])
+    assert SECRET_VALUE not in seen
+    cassettes = [p for p in CASSETTES.rglob("*") if p.is_file()]
+    assert not [p for p in cassettes if SECRET_VALUE in p.read_text(errors="replace")]
+    FOUND["secret variables"] = 0
+
+
 def test_zz_secrets_summary():
     print(
         f"\n[secrets] tokens found: cassettes={FOUND.get('cassettes', 'n/a')} messages/reprs={FOUND.get('messages', 'n/a')}"
+        f" secret variable values in answers/logs/cassettes={FOUND.get('secret variables', 'n/a')}"
     )
