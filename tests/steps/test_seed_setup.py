@@ -23,10 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _package() -> bytes:
-    """valohai.yaml and steps/*.py as an ad-hoc package."""
+    """valohai.yaml, steps/*.py and steps/requirements.txt as an ad-hoc package."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in [ROOT / "valohai.yaml", *sorted((ROOT / "steps").glob("*.py"))]:
+        for path in [
+            ROOT / "valohai.yaml",
+            ROOT / "steps" / "requirements.txt",
+            *sorted((ROOT / "steps").glob("*.py")),
+        ]:
             tar.add(str(path), arcname=path.relative_to(ROOT).as_posix())
     return buf.getvalue()
 
