@@ -1,0 +1,42 @@
+"""Ready for real Valohai, through the real pulumi CLI on one small stack: per-step execution settings
+reach the executions, and destroy against a backend that refuses DELETE ends with an empty stack and the
+pipelines stopped and tagged `released`."""
+
+from __future__ import annotations
+
+import json
+
+from fault_fixtures import make_backend, make_stack_on  # noqa: F401 - fixtures (their uses carry noqa: F811)
+
+STEPS = {
+    "train": {
+        "environment": "local",
+        "image": "tensorflow/tensorflow:2.21.0-gpu",
+        "time_limit": 1800,
+        "priority": 3,
+        "environment_variables": {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    },
+    "predict-models": {"time_limit": 900},
+}
+
+
+def test_step_settings_reach_executions_and_destroy_survives_a_refused_delete(make_backend, make_stack_on):  # noqa: F811
+    backend = make_backend(env={"LOCAL_VALOHAI_REFUSE_PIPELINE_DELETE": "1"})
+    stack = make_stack_on(backend)
+    stack.configure(["hA"], [1], steps=STEPS, poll_interval_seconds=0.2)
+    stack.up()
+    out = stack.outputs()
+    train = stack.api.get_execution(out["training_execution_ids"]["hA/epochs-1"])
+    assert train["environment"]["slug"] == "local" and train["image"] == "tensorflow/tensorflow:2.21.0-gpu"
+    assert train["time_limit"] == 1800 and train["priority"] == 3
+    assert train["environment_variables"]["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert stack.api.get_execution(out["prediction_execution_id"])["time_limit"] == 900
+
+    destroyed = stack.run(["destroy", "--yes", "--skip-preview"])
+    assert "the API refused DELETE (HTTP 405); stopped pipeline #1, tagged it 'released'" in destroyed.stdout
+    exported = json.loads(stack.run(["stack", "export"]).stdout)
+    assert [
+        r["type"] for r in exported["deployment"].get("resources") or [] if r["type"] != "pulumi:pulumi:Stack"
+    ] == []
+    pipelines = stack.pipelines()
+    assert pipelines and all("released" in p["tags"] and p["status"] in ("complete", "stopped") for p in pipelines)
