@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS pipelines (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, counter INTEGER NOT NULL, title TEXT NOT NULL,
     status TEXT NOT NULL, tags TEXT NOT NULL, parameters TEXT NOT NULL, ctime TEXT NOT NULL,
     mtime TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, log TEXT NOT NULL DEFAULT '[]',
-    UNIQUE (project_id, counter)
+    reuse_executions INTEGER NOT NULL DEFAULT 0, UNIQUE (project_id, counter)
 );
 CREATE INDEX IF NOT EXISTS pipelines_status ON pipelines (status);
 CREATE TABLE IF NOT EXISTS nodes (
@@ -78,4 +78,7 @@ CREATE INDEX IF NOT EXISTS edges_pipeline ON edges (pipeline_id, position);
 
 # Columns added after a table was first created: (table, column, declaration). `Store` adds the missing
 # ones when it opens an older database, so a data directory survives upgrades.
-ADDED_COLUMNS = (("executions", "pid", "INTEGER"),)
+ADDED_COLUMNS = (
+    ("executions", "pid", "INTEGER"),
+    ("pipelines", "reuse_executions", "INTEGER NOT NULL DEFAULT 0"),
+)
