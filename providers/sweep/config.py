@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from providers.sweep.parameters import (
@@ -83,6 +83,8 @@ class Sweep:
     train: Mapping[str, Any] = field(default_factory=lambda: defaults(training_parameters()))
     data: Mapping[str, Any] = field(default_factory=lambda: defaults(data_parameters()))
     wait_timeout_minutes: float = 120.0
+    reuse: bool = True  # nodes whose content key completed before become mimic nodes (providers.sweep.reuse)
+    force_rerun: tuple[str, ...] = ()  # cell names whose nodes are never reused
 
     @property
     def cells(self) -> list[Cell]:
@@ -174,6 +176,31 @@ def _parameters(value: Any, specs: dict[str, ParameterSpec], key: str) -> dict[s
     return {k: _declared(merged[k], f"{key}.{k}", specs[k]) for k in sorted(specs)}
 
 
+def parse_reuse(value: Any) -> bool:
+    """`reuse`: true (default) or false; `pulumi config set reuse false` stores the string."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SweepConfigError(f"reuse must be true or false, got {_shown(value)}: run `pulumi config set reuse false`")
+
+
+def parse_force_rerun(value: Any, cells: list[Cell]) -> tuple[str, ...]:
+    """`force_rerun`: cell names (`harbor_A/epochs-2`) of this sweep whose nodes are never reused."""
+    if value is None:
+        return ()
+    names = [str(n).strip() for n in _list_of(value, "force_rerun", "[harbor_A/epochs-2]")]
+    known = [c.name for c in cells]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SweepConfigError(
+            f"force_rerun names {', '.join(unknown)}, not a cell of this sweep; cells are {', '.join(known)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
 def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
     """Build a Sweep from stack config values (already decoded from YAML/JSON)."""
     if raw.get("harbors") is None:
@@ -192,9 +219,12 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
         wait_timeout_minutes=_number(
             raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, *WAIT_TIMEOUT_MINUTES
         ),
+        reuse=parse_reuse(raw.get("reuse")),
     )
     if len(sweep.cells) > MAX_CELLS:
         raise SweepConfigError(
             f"the sweep has {len(sweep.cells)} cells (harbors x epochs); at most {MAX_CELLS} are allowed"
         )
+    if raw.get("force_rerun") is not None:
+        sweep = replace(sweep, force_rerun=parse_force_rerun(raw["force_rerun"], sweep.cells))
     return sweep
