@@ -220,10 +220,13 @@ def declare_shared(root: Path) -> StackContext:
 def reusing(ctx: StackContext, payload: pulumi.Output, key: str, identity: dict, cell_of: dict[str, str]) -> Any:
     """The payload with node tags and, for nodes whose key completed before, mimic nodes (stacks/reuse.py).
 
-    `cell_of` maps a node name to its cell's name (or "prediction"); nodes of `force_rerun` cells are never reused.
+    `cell_of` maps a node name to its cell's name (or "prediction"); nodes of `force_rerun` cells (and then the
+    predict node they feed) are never reused.
     """
     node_of = {name: name.split("-", 1)[0] for name in identity}  # train-harbor_A-epochs-2 -> train
     skip = {name for name, cell in cell_of.items() if cell in ctx.sweep.force_rerun}
+    if skip and payloads.PREDICT_NODE in identity:
+        skip.add(payloads.PREDICT_NODE)  # fed by the forced cells' new models: it runs too
     plan = ctx.reuse.plan(key, identity, cell_of, node_of, skip)
     return payload.apply(lambda p: with_mimics(tag_nodes(p, identity), plan))
 
