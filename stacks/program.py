@@ -34,11 +34,24 @@ from providers.resources.training_results import TrainingResults
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep, SweepConfigError, parse_sweep
 from providers.sweep.identity import node_identity, node_key, resource_key
+from providers.sweep.reuse import tag_nodes, with_mimics
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import preflight
+from stacks.reuse import ReusePlanner
 
-SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes", "steps", "poll_interval_seconds")
-OBJECT_KEYS = ("harbors", "epochs", "training", "data", "steps")
+SWEEP_KEYS = (
+    "harbors",
+    "epochs",
+    "mode",
+    "training",
+    "data",
+    "wait_timeout_minutes",
+    "steps",
+    "poll_interval_seconds",
+    "reuse",
+    "force_rerun",
+)
+OBJECT_KEYS = ("harbors", "epochs", "training", "data", "steps", "force_rerun")
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,7 @@ class StackContext:
     report_dir: str
     tags: list[str]
     keys: StackKeys
+    reuse: ReusePlanner
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,7 @@ def declare_shared(root: Path) -> StackContext:
     host, project = read_connection(pulumi.Config("valohai"))
     yaml_config, commit = read_project_files(root)
 
+    planner = ReusePlanner.load(host, project, stack, pulumi.Config("valohai"), sweep.reuse)
     code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     keys = compute_keys(root, yaml_config, sweep)
     datasets = {
@@ -210,7 +225,22 @@ def declare_shared(root: Path) -> StackContext:
         report_dir=report_dir,
         tags=[f"stack:{stack}"],
         keys=keys,
+        reuse=planner,
     )
+
+
+def reusing(ctx: StackContext, payload: pulumi.Output, key: str, identity: dict, cell_of: dict[str, str]) -> Any:
+    """The payload with node tags and, for nodes whose key completed before, mimic nodes (stacks/reuse.py).
+
+    `cell_of` maps a node name to its cell's name (or "prediction"); nodes of `force_rerun` cells (and then the
+    predict node they feed) are never reused.
+    """
+    node_of = {name: name.split("-", 1)[0] for name in identity}  # train-harbor_A-epochs-2 -> train
+    skip = {name for name, cell in cell_of.items() if cell in ctx.sweep.force_rerun}
+    if skip and payloads.PREDICT_NODE in identity:
+        skip.add(payloads.PREDICT_NODE)  # fed by the forced cells' new models: it runs too
+    plan = ctx.reuse.plan(key, identity, cell_of, node_of, skip)
+    return payload.apply(lambda p: with_mimics(tag_nodes(p, identity), plan))
 
 
 def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
@@ -258,7 +288,13 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         cell.name: TrainingPipeline(
             f"cell-{cell.slug}",
             host=ctx.host,
-            payload=cell_payload(ctx, cell),
+            payload=reusing(
+                ctx,
+                cell_payload(ctx, cell),
+                resource_key("cell", ctx.stack, ctx.keys.cells[cell.name]),
+                ctx.keys.cells[cell.name],
+                {name: cell.name for name in ctx.keys.cells[cell.name]},
+            ),
             stack=ctx.stack,
             label=cell.name,
             key=resource_key("cell", ctx.stack, ctx.keys.cells[cell.name]),
@@ -307,10 +343,12 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
             title=title,
         )
     )
+    cell_of = {f"{n}-{c.slug}": c.name for c in ctx.sweep.cells for n in ctx.keys.cells[c.name]}
+    cell_of[payloads.PREDICT_NODE] = "prediction"
     big = SweepPipeline(
         "sweep",
         host=ctx.host,
-        payload=payload,
+        payload=reusing(ctx, payload, resource_key("sweep", ctx.stack, ctx.keys.sweep), ctx.keys.sweep, cell_of),
         stack=ctx.stack,
         label=title,
         key=resource_key("sweep", ctx.stack, ctx.keys.sweep),
@@ -348,6 +386,7 @@ def export_results(ctx: StackContext, results: TrainingResults, prediction: Pred
     pulumi.export("commit", ctx.code.commit)
     pulumi.export("training_execution_ids", results.training_execution_ids)
     pulumi.export("metrics", results.metrics)
+    pulumi.export("reused_cells", results.reused_cells)
     pulumi.export("prediction_execution_id", prediction.id)
     pulumi.export("predictions", prediction.summary)
     pulumi.export("report", prediction.report_html)
@@ -359,3 +398,5 @@ def build_stack(root: Path) -> None:
     declare = declare_parallel if ctx.sweep.mode == "parallel" else declare_single
     results, prediction = declare(ctx)
     export_results(ctx, results, prediction)
+    pulumi.export("reuse_plan", ctx.reuse.plans)
+    ctx.reuse.summarize()

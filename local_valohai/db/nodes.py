@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from providers.api.statuses import CREATED, STARTED
+from providers.api.statuses import COMPLETE, CREATED, STARTED
 
 from .store import Db, Row, dumps, grouped, new_id
 
@@ -64,6 +64,16 @@ def set_status(db: Db, node_id: str, status: str) -> None:
 
 def started(db: Db, node_id: str, execution_id: str) -> None:
     db.execute("UPDATE nodes SET status=?, execution_id=? WHERE id=?", (STARTED, execution_id, node_id))
+
+
+def mimic(db: Db, node_id: str, execution_id: str) -> None:
+    """A mimic node: `complete` at once, standing for an earlier node's execution (services.reuse)."""
+    db.execute("UPDATE nodes SET type='mimic', status=?, execution_id=? WHERE id=?", (COMPLETE, execution_id, node_id))
+
+
+def reused(db: Db, node_id: str, execution_id: str) -> None:
+    """An execution node that `reuse_executions` matched to a finished execution: `complete` without running."""
+    db.execute("UPDATE nodes SET status=?, execution_id=? WHERE id=?", (COMPLETE, execution_id, node_id))
 
 
 def reset(db: Db, node_id: str) -> None:

@@ -21,11 +21,24 @@ def insert(
     tags: list[str],
     parameters: dict[str, Any],
     now: str,
+    reuse_executions: bool = False,
 ) -> None:
     db.execute(
-        "INSERT INTO pipelines (id, project_id, counter, title, status, tags, parameters, ctime, mtime, log)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?)",
-        (pipeline_id, project_id, counter, title, status, dumps(tags), dumps(parameters), now, now, "[]"),
+        "INSERT INTO pipelines (id, project_id, counter, title, status, tags, parameters, ctime, mtime, log,"
+        " reuse_executions) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            pipeline_id,
+            project_id,
+            counter,
+            title,
+            status,
+            dumps(tags),
+            dumps(parameters),
+            now,
+            now,
+            "[]",
+            int(reuse_executions),
+        ),
     )
 
 

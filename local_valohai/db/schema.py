@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS pipelines (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, counter INTEGER NOT NULL, title TEXT NOT NULL,
     status TEXT NOT NULL, tags TEXT NOT NULL, parameters TEXT NOT NULL, ctime TEXT NOT NULL,
     mtime TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, log TEXT NOT NULL DEFAULT '[]',
-    UNIQUE (project_id, counter)
+    reuse_executions INTEGER NOT NULL DEFAULT 0, UNIQUE (project_id, counter)
 );
 CREATE INDEX IF NOT EXISTS pipelines_status ON pipelines (status);
 CREATE TABLE IF NOT EXISTS nodes (
@@ -83,4 +83,5 @@ ADDED_COLUMNS = (
     ("executions", "environment", "TEXT"),
     ("executions", "priority", "INTEGER"),
     ("executions", "secret_environment", "TEXT"),
+    ("pipelines", "reuse_executions", "INTEGER NOT NULL DEFAULT 0"),
 )

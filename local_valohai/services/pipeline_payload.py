@@ -15,13 +15,14 @@ from valohai_yaml.objs import Step
 from providers.api.statuses import CREATED
 
 from .. import db
-from ..db import Store, Transaction, new_id, now_iso
+from ..db import Store, Transaction, loads, new_id, now_iso
 from ..db.nodes import EDGE_ENDS
 from ..errors import ApiError, bad_request, flatten
 from ..settings import Limits
 from ..validation import string_list, text
 from .commits import commit_config, resolve_commit
 from .executions import DEFAULT_LIMITS, ExecutionSpec, check_spec, find_step, safe_name, validate_parameters
+from .reuse import mimic_source
 
 ON_ERROR = ("stop-all", "stop-next", "continue", "retry")
 MERGE_MODES = ("replace", "append")
@@ -31,13 +32,17 @@ TARGET_TYPES = ("input", "parameter", "environment-variable", "dependency")
 
 @dataclass
 class PlannedNode:
-    """A validated node: its step from the commit's valohai.yaml and the execution template to start."""
+    """A validated node: its step from the commit's valohai.yaml and the execution template to start.
+
+    A mimic node (`services.reuse`) carries its source's execution instead and never starts.
+    """
 
     name: str
     step: Step
     on_error: str
     merge: str
     template: dict[str, Any]
+    mimic_execution: str | None = None
 
 
 def _pick(d: dict[str, Any], *names: str, default: Any = None) -> Any:
@@ -55,9 +60,10 @@ def _title_and_tags(payload: dict[str, Any], limits: Limits) -> tuple[str, list[
 def _node_policies(node: dict[str, Any], name: str) -> tuple[str, str]:
     """(on-error policy, edge merge mode), defaults `stop-all` and `replace`."""
     node_type = node.get("type", "execution")
-    if node_type != "execution":
+    if node_type not in ("execution", "mimic"):
         raise bad_request(
-            "nodes", f"Node {name!r}: type {node_type!r} is not supported by the local backend (only 'execution')"
+            "nodes",
+            f"Node {name!r}: type {node_type!r} is not supported by the local backend (only 'execution' and 'mimic')",
         )
     on_error = _pick(node, "on-error", "on_error", default="stop-all") or "stop-all"
     if on_error not in ON_ERROR:
@@ -68,7 +74,19 @@ def _node_policies(node: dict[str, Any], name: str) -> tuple[str, str]:
     return on_error, merge_mode
 
 
+def _mimic(store: Store, project_id: str, name: str, node: dict[str, Any]) -> PlannedNode:
+    """A node standing for a completed node of an earlier pipeline: its template, step and execution."""
+    on_error, merge_mode = _node_policies(node, name)
+    source, execution = mimic_source(store, project_id, name, node)
+    template = {**loads(source["template"]), "mimic_of": source["id"]}
+    commit = resolve_commit(store, project_id, template["commit"], "nodes")
+    step = find_step(commit_config(commit), template["step"], commit["identifier"])
+    return PlannedNode(name, step, on_error, merge_mode, template, mimic_execution=execution["id"])
+
+
 def _node(store: Store, project_id: str, name: str, node: dict[str, Any], limits: Limits) -> PlannedNode:
+    if node.get("type") == "mimic":
+        return _mimic(store, project_id, name, node)
     on_error, merge_mode = _node_policies(node, name)
     template = node.get("template")
     if not isinstance(template, dict) or not template.get("step"):
@@ -224,6 +242,8 @@ def _apply_parameters(payload: dict[str, Any], nodes: dict[str, PlannedNode]) ->
                     "parameters", f"Pipeline parameter {pname!r}: bad target {target!r} (expected node.parameter.name)"
                 )
             node = nodes[parts[0]]
+            if node.mimic_execution:
+                continue  # a mimic node runs nothing: its source's values stand
             if parts[2] not in node.step.parameters:
                 raise bad_request(
                     "parameters", f"Pipeline parameter {pname!r}: step {node.step.name!r} has no parameter {parts[2]!r}"
@@ -236,6 +256,8 @@ def _apply_parameters(payload: dict[str, Any], nodes: dict[str, PlannedNode]) ->
 def _check_values_and_inputs(nodes: dict[str, PlannedNode], edges: list[dict[str, Any]]) -> None:
     """Early, clear errors for bad parameter values and required inputs nothing feeds (edges may still override)."""
     for node in nodes.values():
+        if node.mimic_execution:
+            continue
         validate_parameters(node.step, dict(node.template["parameters"]), "parameters")
         fed = {e["target_key"] for e in edges if e["target_node"] == node.name and e["target_type"] == "input"}
         for input_name, inp in node.step.inputs.items():
@@ -253,6 +275,9 @@ def create_pipeline(
     """Validate the payload and insert the pipeline, its nodes and edges; root nodes start in `advance`."""
     nodes_in = _node_list(payload)
     title, tags = _title_and_tags(payload, limits)
+    reuse = _pick(payload, "reuse_executions", "reuse-executions", default=False)
+    if not isinstance(reuse, bool):
+        raise bad_request("reuse_executions", f"Expected true or false, got {reuse!r}")
     nodes = _nodes(store, project_id, nodes_in, limits)
     edges = _edges(payload, nodes)
     parameters = _apply_parameters(payload, nodes)
@@ -260,12 +285,16 @@ def create_pipeline(
 
     pipeline_id = new_id()
     counter = db.listing.next_counter(tx, "pipelines", project_id)
-    db.pipelines.insert(tx, pipeline_id, project_id, counter, title, CREATED, tags, parameters, now_iso())
+    db.pipelines.insert(tx, pipeline_id, project_id, counter, title, CREATED, tags, parameters, now_iso(), reuse)
     ids = {name: new_id() for name in nodes}
     for position, node in enumerate(nodes.values()):
         db.nodes.insert_node(
             tx, ids[node.name], pipeline_id, position, node.name, node.on_error, node.merge, node.template
         )
+        if node.mimic_execution:
+            db.nodes.mimic(tx, ids[node.name], node.mimic_execution)
+            message = f"Reused: mimics node {node.template['mimic_of']} (its execution, outputs and metadata)"
+            db.pipelines.append_log(tx, "nodes", ids[node.name], message)
     for position, e in enumerate(edges):
         ends = {
             **{k: e[k] for k in EDGE_ENDS},

@@ -26,6 +26,7 @@ from ..db import Row, Store, Transaction, loads, now_iso
 from ..errors import ApiError, flatten
 from .executions import create_execution, stop_execution
 from .node_spec import Node, build_spec
+from .reuse import find_reusable
 
 # Nodes and pipelines never end `crashed` (a crashed execution ends its node as `error`) and are never
 # `queued` (only executions wait for a worker): the shared sets without those two, for nodes and pipelines.
@@ -153,7 +154,14 @@ class Scheduler:
         self, tx: Transaction, pipeline: Row, node: Node, nodes: dict[str, Node], edges: list[Row], *, strict: bool
     ) -> None:
         try:
-            execution_id = create_execution(tx, self.store, self.secret, build_spec(tx, pipeline, node, nodes, edges))
+            spec = build_spec(tx, pipeline, node, nodes, edges)
+            if pipeline["reuse_executions"] and (earlier := find_reusable(tx, self.store, self.secret, spec)):
+                db.nodes.reused(tx, node["id"], earlier["id"])
+                message = f"Reused execution #{earlier['counter']} (same commit, step, image, parameters and inputs)"
+                db.pipelines.append_log(tx, "nodes", node["id"], message)
+                node.update(status=COMPLETE, execution_id=earlier["id"])
+                return
+            execution_id = create_execution(tx, self.store, self.secret, spec)
         except ApiError as exc:
             if strict:
                 raise ApiError(exc.status, {"nodes": [f"Node {node['name']!r}: {flatten(exc.body)}"]}) from exc

@@ -41,6 +41,16 @@ def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, dict |
     return status, execution
 
 
+def reused_cells(watched: Mapping[str, tuple[str, str]], executions: Mapping[str, dict | None]) -> dict[str, str]:
+    """Cell -> `pipeline #N` for cells whose train node is a mimic: its execution ran in an earlier pipeline
+    (providers.sweep.reuse), and that execution, not a new one, is the cell's training execution."""
+    return {
+        name: f"pipeline #{execution.get('pipeline_counter')}"
+        for name, execution in sorted(executions.items())
+        if name != PREDICT_CELL and execution and execution.get("pipeline") not in (None, watched[name][0])
+    }
+
+
 class TrainingResultsProvider(ValohaiProvider):
     update_keys = ("cells", "predict", "timeout_seconds", "test_sets")
     replace_keys = ("host",)
@@ -124,7 +134,12 @@ class TrainingResultsProvider(ValohaiProvider):
             )
             for harbor, where in sorted((props.get("test_sets") or {}).items())
         }
-        return {**input_view(props, self.INPUTS), **self._results(api, executions), "test_set_uris": test_sets}
+        return {
+            **input_view(props, self.INPUTS),
+            **self._results(api, executions),
+            "test_set_uris": test_sets,
+            "reused_cells": reused_cells(watched, executions),
+        }
 
     @staticmethod
     def _test_set(api: ValohaiClient, pipeline: Mapping[str, Any], node_name: str) -> list[str]:
@@ -166,6 +181,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
     model_uris: pulumi.Output[dict]
     prediction_execution_id: pulumi.Output[str]
     test_set_uris: pulumi.Output[dict]
+    reused_cells: pulumi.Output[dict]
 
     def __init__(
         self,
@@ -194,6 +210,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
                 "model_uris": None,
                 "prediction_execution_id": None,
                 "test_set_uris": None,
+                "reused_cells": None,
             },
             opts,
         )

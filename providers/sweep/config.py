@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from providers.sweep.parameters import (
@@ -87,6 +87,8 @@ class Sweep:
     wait_timeout_minutes: float = 120.0
     steps: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per-step execution settings
     poll_interval_seconds: float | None = None  # None: fast for a loopback host, 5 s for any other
+    reuse: bool = True  # nodes whose content key completed before become mimic nodes (providers.sweep.reuse)
+    force_rerun: tuple[str, ...] = ()  # cell names whose nodes are never reused
 
     def step_settings(self, step: str) -> dict[str, Any]:
         """The execution settings stack config gives `step` (providers/sweep/step_settings.py); {} if none."""
@@ -182,6 +184,31 @@ def _parameters(value: Any, specs: dict[str, ParameterSpec], key: str) -> dict[s
     return {k: _declared(merged[k], f"{key}.{k}", specs[k]) for k in sorted(specs)}
 
 
+def parse_reuse(value: Any) -> bool:
+    """`reuse`: true (default) or false; `pulumi config set reuse false` stores the string."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SweepConfigError(f"reuse must be true or false, got {_shown(value)}: run `pulumi config set reuse false`")
+
+
+def parse_force_rerun(value: Any, cells: list[Cell]) -> tuple[str, ...]:
+    """`force_rerun`: cell names (`harbor_A/epochs-2`) of this sweep whose nodes are never reused."""
+    if value is None:
+        return ()
+    names = [str(n).strip() for n in _list_of(value, "force_rerun", "[harbor_A/epochs-2]")]
+    known = [c.name for c in cells]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SweepConfigError(
+            f"force_rerun names {', '.join(unknown)}, not a cell of this sweep; cells are {', '.join(known)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
 def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
     """Build a Sweep from stack config values (already decoded from YAML/JSON)."""
     if raw.get("harbors") is None:
@@ -208,9 +235,12 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
         poll_interval_seconds=None
         if raw.get("poll_interval_seconds") is None
         else _number(raw["poll_interval_seconds"], "poll_interval_seconds", float, *POLL_INTERVAL_SECONDS),
+        reuse=parse_reuse(raw.get("reuse")),
     )
     if len(sweep.cells) > MAX_CELLS:
         raise SweepConfigError(
             f"the sweep has {len(sweep.cells)} cells (harbors x epochs); at most {MAX_CELLS} are allowed"
         )
+    if raw.get("force_rerun") is not None:
+        sweep = replace(sweep, force_rerun=parse_force_rerun(raw["force_rerun"], sweep.cells))
     return sweep

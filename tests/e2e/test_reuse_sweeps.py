@@ -1,0 +1,135 @@
+"""Reuse of finished work through the real CLI: switching mode, adding a cell, changing the train script,
+re-running a failed train and `reuse: false` run only the nodes whose content key never completed.
+
+One backend, one project copy and one stack for the whole module; the scenarios build on each other in
+order (harbor hA, tiny data). New work is counted on the backend, by step, after each `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import Stack
+from support import ROOT
+
+from toolchain.environment import offline_env
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    for name in ("stacks", "steps"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
+    shutil.copy(ROOT / "valohai.yaml", root / "valohai.yaml")
+    return root
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, backend, project_copy) -> Stack:
+    env = dict(offline_env(tmp_path_factory.mktemp("pulumi"), passphrase="test-passphrase"))
+    env["VALOHAI_API_TOKEN"] = backend.token
+    workdir = tmp_path_factory.mktemp("stack")
+    made = Stack(workdir, env, backend, "e2e-reuse", "one")
+    (workdir / "Pulumi.yaml").write_text(
+        f"name: valohai-sweep\nruntime: python\nmain: {project_copy / 'stacks'}\noptions:\n  refresh: always\n"
+    )
+    made.configure(["hA"], [1, 2])
+    made.up()
+    return made
+
+
+class Runs:
+    """Executions the backend made, by step, since the last `new()`."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.seen = self.counts()
+
+    def counts(self) -> Counter:
+        return Counter(e["step"] for e in self.stack.executions())
+
+    def new(self) -> dict[str, int]:
+        now = self.counts()
+        made = {step: now[step] - self.seen[step] for step in now if now[step] != self.seen[step]}
+        self.seen = now
+        return made
+
+
+@pytest.fixture(scope="module")
+def runs(stack) -> Runs:
+    return Runs(stack)
+
+
+def up(stack: Stack, check: int | None = 0) -> str:
+    result = stack.up(check=check)
+    return result.stdout + result.stderr
+
+
+def test_parallel_to_single_runs_only_predict_and_back(stack, runs):
+    trained = stack.outputs()["training_execution_ids"]
+    stack.configure(["hA"], [1, 2], mode="single")
+    preview = stack.run(["preview"]).stdout
+    assert "hA/epochs-1: reuse train from pipeline #" in preview  # the plan says it before anything runs
+    assert "reuse: 1 nodes to run, 4 reused" in preview
+    out = up(stack)
+    assert "reuse: 1 nodes to run, 4 reused" in out
+    assert runs.new() == {"predict-models": 1}  # 0 new train (or preprocess) executions
+    (big,) = [p for p in stack.pipelines() if p["title"] == "sweep-one"]
+    types = {n["name"]: n["type"] for n in big["nodes"]}
+    assert types.pop("predict") == "execution" and set(types.values()) == {"mimic"}
+    outputs = stack.outputs()
+    assert outputs["training_execution_ids"] == trained  # the executions that actually trained
+    assert set(outputs["reused_cells"]) == {"hA/epochs-1", "hA/epochs-2"}
+    assert set(outputs["metrics"]["hA/epochs-1"]) >= {"val_accuracy"}
+
+    stack.configure(["hA"], [1, 2], mode="parallel")
+    up(stack)
+    assert "train" not in runs.new()
+    assert stack.outputs()["training_execution_ids"] == trained
+
+
+def test_single_mode_one_epoch_added_runs_only_the_new_cell_and_predict(stack, runs):
+    stack.configure(["hA"], [1, 2], mode="single")
+    up(stack)
+    runs.new()
+    stack.configure(["hA"], [1, 2, 3], mode="single")
+    out = up(stack)
+    assert "hA/epochs-2: reuse train from pipeline #" in out
+    # epochs-3's preprocess has the same key as the other cells' (epochs is not one of its inputs): reused too
+    assert "hA/epochs-3: reuse preprocess from pipeline #" in out and "hA/epochs-3: reuse train" not in out
+    assert "reuse: 2 nodes to run, 5 reused" in out  # train of epochs-3, and predict
+    assert runs.new() == {"train": 1, "predict-models": 1}
+
+
+def test_train_script_change_reuses_every_preprocess_and_a_failed_train_reruns_alone(stack, runs, project_copy):
+    stack.configure(["hA"], [1, 2, 3])  # back to parallel: nothing new trains
+    up(stack)
+    runs.new()
+    marker = project_copy / "fail-epochs-2"
+    marker.write_text("")
+    train = project_copy / "steps" / "train.py"
+    train.write_text(
+        train.read_text()
+        + f"\nif __import__('os').path.exists({str(marker)!r}) and '--epochs=2' in __import__('sys').argv:\n"
+        + "    raise SystemExit('failing on purpose (test marker)')\n"
+    )
+    out = up(stack, check=None)
+    assert "1 of 3 sweep cells failed" in out
+    assert runs.new() == {"train": 3}  # every preprocess reused, every train ran, epochs-2's failed
+
+    marker.unlink()
+    out = up(stack)
+    assert "hA/epochs-2: reuse preprocess from pipeline #" in out and "reuse: 1 nodes to run, 1 reused" in out
+    assert runs.new() == {"train": 1, "predict-models": 1}  # only the failed train (and the prediction)
+
+
+def test_reuse_false_runs_everything_in_the_changed_pipelines(stack, runs, project_copy):
+    train = project_copy / "steps" / "train.py"
+    train.write_text(train.read_text() + "# another change\n")
+    stack.configure(["hA"], [1, 2, 3], reuse=False)
+    out = up(stack)
+    assert "reused" not in out.split("Outputs:")[0]
+    assert runs.new() == {"preprocess-dataset": 3, "train": 3, "predict-models": 1}
