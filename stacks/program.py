@@ -17,6 +17,7 @@ consumer of the outputs.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from providers.sweep.identity import node_identity, node_key, resource_key
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import preflight
 
-SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes")
+SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes", "on_cancel", "on_timeout")
 OBJECT_KEYS = ("harbors", "epochs", "training", "data")
 
 
@@ -56,6 +57,7 @@ class StackContext:
     report_dir: str
     tags: list[str]
     keys: StackKeys
+    run_control: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,12 @@ def declare_shared(root: Path) -> StackContext:
 
     code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     keys = compute_keys(root, yaml_config, sweep)
+    # One deadline for every wait of this `pulumi up` (providers/resources/run_control.py).
+    run_control = {
+        "deadline": time.time() + sweep.wait_timeout_minutes * 60,
+        "on_cancel": sweep.on_cancel,
+        "on_timeout": sweep.on_timeout,
+    }
     datasets = {
         h: HarborDataset(
             f"data-{h}",
@@ -187,6 +195,7 @@ def declare_shared(root: Path) -> StackContext:
             stack=stack,
             key=resource_key("harbor-data", stack, keys.datasets[h]),
             identity=keys.datasets[h],
+            run_control=run_control,
         )
         for h in sweep.harbors
     }
@@ -209,6 +218,7 @@ def declare_shared(root: Path) -> StackContext:
         report_dir=report_dir,
         tags=[f"stack:{stack}"],
         keys=keys,
+        run_control=run_control,
     )
 
 
@@ -268,6 +278,7 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         "results",
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
+        run_control=ctx.run_control,
         cells={name: {"pipeline": p.id, "node": payloads.TRAIN_NODE} for name, p in cells.items()},
         test_sets={
             h: {"pipeline": cells[c.name].id, "node": payloads.PREPROCESS_NODE}
@@ -281,6 +292,7 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         report_dir=ctx.report_dir,
         key=resource_key("prediction", ctx.stack, ctx.keys.prediction),
         identity=ctx.keys.prediction,
+        run_control=ctx.run_control,
         payload=prediction_payload(ctx, results),
     )
     pulumi.export("training_pipelines", {name: p.counter for name, p in cells.items()})
@@ -317,6 +329,7 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         "results",
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
+        run_control=ctx.run_control,
         cells={c.name: {"pipeline": big.id, "node": f"{payloads.TRAIN_NODE}-{c.slug}"} for c in ctx.sweep.cells},
         predict={"pipeline": big.id, "node": payloads.PREDICT_NODE},
     )
@@ -327,6 +340,7 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         report_dir=ctx.report_dir,
         key=resource_key("prediction", ctx.stack, ctx.keys.prediction),
         identity=ctx.keys.prediction,
+        run_control=ctx.run_control,
         execution_id_from_pipeline=results.prediction_execution_id,
     )
     pulumi.export("sweep_pipeline", big.counter)

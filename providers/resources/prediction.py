@@ -51,7 +51,18 @@ class PredictionProvider(ValohaiProvider):
     replace_keys = ("host", "key")
     update_keys = ()
     replace_word = "re-run"
-    INPUTS = ("host", "payload", "execution_id_from_pipeline", "stack", "report_dir", "label", "key", "identity")
+    stop_before_replace = True
+    INPUTS = (
+        "host",
+        "payload",
+        "execution_id_from_pipeline",
+        "stack",
+        "report_dir",
+        "label",
+        "key",
+        "identity",
+        "run_control",
+    )
 
     def check_inputs(self, news):
         payload, adopted = news.get("payload"), news.get("execution_id_from_pipeline")
@@ -69,7 +80,7 @@ class PredictionProvider(ValohaiProvider):
             execution = submit_or_adopt_execution(api, props["payload"], content_tag(key))
             progress(f"prediction: execution #{execution.get('counter')}")
         execution = wait_for_execution(
-            api, execution, label="prediction", timeout=PREDICTION_TIMEOUT_SECONDS, report=progress
+            api, execution, label="prediction", timeout=PREDICTION_TIMEOUT_SECONDS, report=progress, props=props
         )
         report_dir = Path(props["report_dir"])
         summary = download_report(api, execution["id"], report_dir)
@@ -115,6 +126,7 @@ class Prediction(Resource, module="valohai", name="Prediction"):
         identity: dict,
         payload: Any = None,
         execution_id_from_pipeline: Any = None,
+        run_control: Any = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -129,6 +141,7 @@ class Prediction(Resource, module="valohai", name="Prediction"):
                 "identity": identity,
                 "payload": payload,
                 "execution_id_from_pipeline": execution_id_from_pipeline,
+                "run_control": run_control,
                 "status": None,
                 "counter": None,
                 "summary": None,

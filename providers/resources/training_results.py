@@ -11,6 +11,7 @@ only the failed one and waits again.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -20,9 +21,11 @@ from providers.api.client import ValohaiClient
 from providers.api.credentials import client
 from providers.api.errors import ValohaiTransient
 from providers.api.statuses import CREATED, DONE, ERROR, is_failed, is_terminal
-from providers.api.waiting import summarize, wait_for
+from providers.api.waiting import WaitCancelled, WaitTimeout, summarize, wait_for
+from providers.resources.adoption import retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, progress
 from providers.resources.executions import failure_message
+from providers.resources.run_control import ended_early, wait_seconds
 
 METRIC_KEYS = ("val_accuracy", "val_loss", "accuracy", "loss")
 PREDICT_CELL = "(prediction)"
@@ -43,7 +46,7 @@ def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, dict |
 class TrainingResultsProvider(ValohaiProvider):
     update_keys = ("cells", "predict", "timeout_seconds", "test_sets")
     replace_keys = ("host",)
-    INPUTS = ("host", "cells", "predict", "timeout_seconds", "test_sets")
+    INPUTS = ("host", "cells", "predict", "timeout_seconds", "test_sets", "run_control")
 
     def label(self, props, id_):
         return "results"
@@ -99,9 +102,19 @@ class TrainingResultsProvider(ValohaiProvider):
                 last_line["summary"] = summary
                 progress(f"sweep: {summary} ({elapsed:.0f}s)")
 
-        states = wait_for(
-            poll, timeout=float(props["timeout_seconds"]), on_progress=report, tolerate=(ValohaiTransient,)
-        )
+        def stop(names: list[str]) -> None:
+            for pipeline_id in sorted({watched[n][0] for n in names}):
+                retry_transient(partial(api.stop_pipeline, pipeline_id), what=f"stopping pipeline {pipeline_id}")
+
+        try:
+            states = wait_for(
+                poll,
+                timeout=wait_seconds(props, float(props["timeout_seconds"])),
+                on_progress=report,
+                tolerate=(ValohaiTransient,),
+            )
+        except (WaitTimeout, WaitCancelled) as exc:
+            raise ended_early(exc, props, stop) from None
         failed = sorted(n for n, s in states.items() if s != DONE)
         if failed:
             lines = [
@@ -170,6 +183,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
         timeout_seconds: float,
         predict: Any = None,
         test_sets: Any = None,
+        run_control: Any = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -181,6 +195,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
                 "predict": predict,
                 "test_sets": test_sets,
                 "timeout_seconds": timeout_seconds,
+                "run_control": run_control,
                 "training_execution_ids": None,
                 "metrics": None,
                 "model_uris": None,

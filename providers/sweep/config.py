@@ -23,6 +23,7 @@ from steps.harbor_names import is_harbor_name
 MODES = ("parallel", "single")
 MAX_CELLS = 500
 WAIT_TIMEOUT_MINUTES = (0.1, 7 * 24 * 60)  # range of wait_timeout_minutes (default 120)
+ON_END_EARLY = ("leave", "stop")  # on_cancel / on_timeout: what becomes of unfinished work
 
 
 class SweepConfigError(ValueError):
@@ -83,6 +84,8 @@ class Sweep:
     train: Mapping[str, Any] = field(default_factory=lambda: defaults(training_parameters()))
     data: Mapping[str, Any] = field(default_factory=lambda: defaults(data_parameters()))
     wait_timeout_minutes: float = 120.0
+    on_cancel: str = "leave"
+    on_timeout: str = "leave"
 
     @property
     def cells(self) -> list[Cell]:
@@ -192,7 +195,14 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
         wait_timeout_minutes=_number(
             raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, *WAIT_TIMEOUT_MINUTES
         ),
+        on_cancel=raw.get("on_cancel") or "leave",
+        on_timeout=raw.get("on_timeout") or "leave",
     )
+    for key in ("on_cancel", "on_timeout"):
+        if (raw.get(key) or "leave") not in ON_END_EARLY:
+            raise SweepConfigError(
+                f"{key} must be leave (unfinished work keeps running) or stop, got {_shown(raw.get(key))}"
+            )
     if len(sweep.cells) > MAX_CELLS:
         raise SweepConfigError(
             f"the sweep has {len(sweep.cells)} cells (harbors x epochs); at most {MAX_CELLS} are allowed"
