@@ -38,7 +38,17 @@ from providers.sweep.identity import node_identity, node_key, resource_key
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import preflight
 
-SWEEP_KEYS = ("harbors", "epochs", "mode", "training", "data", "wait_timeout_minutes", "on_cancel", "on_timeout")
+SWEEP_KEYS = (
+    "harbors",
+    "epochs",
+    "mode",
+    "training",
+    "data",
+    "wait_timeout_minutes",
+    "on_cancel",
+    "on_timeout",
+    "min_success_ratio",
+)
 OBJECT_KEYS = ("harbors", "epochs", "training", "data")
 
 
@@ -279,6 +289,7 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
         run_control=ctx.run_control,
+        min_success_ratio=ctx.sweep.min_success_ratio,
         cells={name: {"pipeline": p.id, "node": payloads.TRAIN_NODE} for name, p in cells.items()},
         test_sets={
             h: {"pipeline": cells[c.name].id, "node": payloads.PREPROCESS_NODE}
@@ -294,6 +305,7 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         identity=ctx.keys.prediction,
         run_control=ctx.run_control,
         payload=prediction_payload(ctx, results),
+        missing_cells=results.failed_cells.apply(lambda failed: sorted(c["name"] for c in failed or [])),
     )
     pulumi.export("training_pipelines", {name: p.counter for name, p in cells.items()})
     keys = {c.name: resource_key("cell", ctx.stack, ctx.keys.cells[c.name]) for c in ctx.sweep.cells}
@@ -358,6 +370,7 @@ def export_results(ctx: StackContext, results: TrainingResults, prediction: Pred
     pulumi.export("commit", ctx.code.commit)
     pulumi.export("training_execution_ids", results.training_execution_ids)
     pulumi.export("metrics", results.metrics)
+    pulumi.export("failed_cells", results.failed_cells)
     pulumi.export("prediction_execution_id", prediction.id)
     pulumi.export("predictions", prediction.summary)
     pulumi.export("report", prediction.report_html)

@@ -100,7 +100,7 @@ class ValohaiProvider(ResourceProvider):
         from providers.sweep.explain import reason_line, reasons
 
         replaces = [
-            k for k in self.replace_keys if changed(cosmetic_free(k, olds.get(k)), cosmetic_free(k, news.get(k)))
+            k for k in self.replace_keys if changed(self.normalized(k, olds.get(k)), self.normalized(k, news.get(k)))
         ]
         updates = [k for k in self.update_keys if changed(olds.get(k), news.get(k))]
         why: list[str] = []
@@ -124,6 +124,10 @@ class ValohaiProvider(ResourceProvider):
         elif updates:
             progress(reason_line(label, "update", [f"{k} changed" for k in updates]))
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=stop_first)
+
+    def normalized(self, key: str, value: Any) -> Any:
+        """A replace key's value as the diff compares it (without what does not matter)."""
+        return cosmetic_free(key, value)
 
     def remote_problem(self, outs: Mapping[str, Any]) -> str | None:
         """The output key to blame when the remote object ended badly (so the cell is re-run)."""

@@ -85,6 +85,7 @@ class Sweep:
     data: Mapping[str, Any] = field(default_factory=lambda: defaults(data_parameters()))
     wait_timeout_minutes: float = 120.0
     on_cancel: str = "leave"
+    min_success_ratio: float = 1.0
     on_timeout: str = "leave"
 
     @property
@@ -196,6 +197,7 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
             raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, *WAIT_TIMEOUT_MINUTES
         ),
         on_cancel=raw.get("on_cancel") or "leave",
+        min_success_ratio=_number(raw.get("min_success_ratio", 1.0), "min_success_ratio", float, 0.01, 1.0),
         on_timeout=raw.get("on_timeout") or "leave",
     )
     for key in ("on_cancel", "on_timeout"):
@@ -203,6 +205,11 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
             raise SweepConfigError(
                 f"{key} must be leave (unfinished work keeps running) or stop, got {_shown(raw.get(key))}"
             )
+    if sweep.min_success_ratio < 1 and sweep.mode != "parallel":
+        raise SweepConfigError(
+            "min_success_ratio below 1 needs mode: parallel (in single mode the predict node runs only "
+            "when every cell completed); set mode: parallel or remove min_success_ratio"
+        )
     if len(sweep.cells) > MAX_CELLS:
         raise SweepConfigError(
             f"the sweep has {len(sweep.cells)} cells (harbors x epochs); at most {MAX_CELLS} are allowed"

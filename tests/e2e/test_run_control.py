@@ -140,3 +140,42 @@ def test_changed_cell_is_stopped_before_its_replacement_trains_and_on_cancel_sto
     assert f"while waiting for: {CELL}; stopped them (on_cancel: stop)" in third.output()
     wait_until(lambda: stack.api.get_pipeline(new["id"])["status"] == "stopped", timeout=30, what="stopped")
     assert [p["id"] for p in stack.pipelines()] == [new["id"]], "a duplicate pipeline was made"
+
+
+def test_one_failed_cell_of_four_with_min_success_ratio(stack):
+    stack.configure(["hA", "hB"], [1, 2], min_success_ratio=0.75)
+    running = Running(stack)
+    victim = "training-pipeline-hB-epochs-2"  # the injected fault: this cell's pipeline is stopped at once
+
+    def stop_victim() -> bool:
+        found = [p for p in stack.pipelines() if p["title"] == victim]
+        if found:
+            stack.api.stop_pipeline(found[0]["id"])
+        return bool(found)
+
+    wait_until(stop_victim, timeout=240, what="the pipeline to break")
+    running.proc.wait(timeout=600)
+    time.sleep(0.5)
+    assert running.proc.returncode == 0, running.output()[-4000:]
+    assert "hB/epochs-2 ended 'stopped'" in running.output()
+
+    out = stack.outputs()
+    [failed] = out["failed_cells"]
+    assert (failed["name"], failed["node"], failed["status"]) == ("hB/epochs-2", "train", "stopped")
+    assert failed["log"]
+    assert sorted(out["training_execution_ids"]) == ["hA/epochs-1", "hA/epochs-2", "hB/epochs-1"]
+    assert len(out["predictions"]["models"]) == 3
+    assert out["predictions"]["missing_cells"] == ["hB/epochs-2"]
+    first_prediction = out["prediction_execution_id"]
+
+    plan = stack.run(["preview", "--non-interactive"]).stdout
+    assert "hB/epochs-2: re-run: last run stopped" in plan
+    stack.up()
+    out2 = stack.outputs()
+    assert out2["failed_cells"] == []
+    for name in ("hA/epochs-1", "hA/epochs-2", "hB/epochs-1"):  # the cells that completed were not re-run
+        assert out2["training_execution_ids"][name] == out["training_execution_ids"][name]
+    assert len(out2["predictions"]["models"]) == 4 and out2["predictions"]["missing_cells"] == []
+    assert out2["prediction_execution_id"] != first_prediction
+    titles = sorted(p["title"] for p in stack.pipelines() if p["title"].startswith("training-pipeline-h"))
+    assert titles == [f"training-pipeline-{h}-epochs-{e}" for h in ("hA", "hB") for e in (1, 2)], titles

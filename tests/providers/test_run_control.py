@@ -211,3 +211,44 @@ def test_an_orphaned_provider_stops_waiting(engine):
     finally:
         server.kill()
         server.wait()
+
+
+# --- partial success ----------------------------------------------------------------------------------
+
+
+def test_partial_success_needs_the_ratio_and_a_prediction_that_did_not_fail():
+    from providers.resources.training_results import PREDICT_CELL, partial_success
+
+    three_of_four = {"a": "complete", "b": "complete", "c": "complete", "d": "error"}
+    assert partial_success(three_of_four, 4, 0.75)
+    assert not partial_success(three_of_four, 4, 0.8)
+    assert not partial_success(three_of_four, 4, 1.0)  # the default: every cell must complete
+    assert not partial_success({"a": "error"}, 1, 0.01)  # nothing to predict with
+    assert not partial_success({**three_of_four, PREDICT_CELL: "error"}, 4, 0.5)
+
+
+def test_min_success_ratio_config():
+    assert parse_sweep({"harbors": ["a"], "epochs": [1]}).min_success_ratio == 1.0
+    assert parse_sweep({"harbors": ["a"], "epochs": [1], "min_success_ratio": 0.75}).min_success_ratio == 0.75
+    with pytest.raises(SweepConfigError, match=r"min_success_ratio must be between 0\.01 and 1"):
+        parse_sweep({"harbors": ["a"], "epochs": [1], "min_success_ratio": 1.5})
+    with pytest.raises(SweepConfigError, match="min_success_ratio below 1 needs mode: parallel"):
+        parse_sweep({"harbors": ["a"], "epochs": [1], "min_success_ratio": 0.5, "mode": "single"})
+
+
+def test_prediction_reruns_when_left_out_cells_come_back(capsys):
+    olds = {"host": "h", "key": "k", "label": "prediction", "status": "complete", "missing_cells": ["hB/epochs-2"]}
+    result = PredictionProvider().diff("id", olds, {**olds, "missing_cells": []})
+    assert result.replaces == ["missing_cells"]
+    assert "missing_cells" in capsys.readouterr().out
+    before_partial_success = {k: v for k, v in olds.items() if k != "missing_cells"}  # older state
+    assert PredictionProvider().diff("id", before_partial_success, {**olds, "missing_cells": []}).changes is False
+
+
+def test_a_partial_prediction_is_never_adopted_for_the_full_sweep():
+    from providers.resources.prediction import prediction_tag
+    from providers.sweep.identity import content_tag
+
+    assert prediction_tag("k" * 64, []) == prediction_tag("k" * 64, None) == content_tag("k" * 64)
+    partial = prediction_tag("k" * 64, ["hB/epochs-2"])
+    assert partial != content_tag("k" * 64) and partial != prediction_tag("k" * 64, ["hA/epochs-1"])
