@@ -25,7 +25,7 @@ from typing import Any
 import pulumi
 from valohai_yaml.objs import Config
 
-from providers.api.client import redact_url
+from providers.api.client import ValohaiClient, redact_url
 from providers.api.credentials import TOKEN_ENV, missing_token_message
 from providers.resources.code_package import CodePackage, build_package, commit_identifier
 from providers.resources.harbor_dataset import HarborDataset
@@ -34,9 +34,10 @@ from providers.resources.prediction import Prediction
 from providers.resources.training_results import TrainingResults
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep, SweepConfigError, parse_sweep
+from providers.sweep.estimates import node_tags
 from providers.sweep.identity import node_identity, node_key, resource_key
 from providers.sweep.step_files import StepFilesError, step_files
-from stacks import preflight
+from stacks import estimates, preflight
 
 SWEEP_KEYS = (
     "harbors",
@@ -48,6 +49,7 @@ SWEEP_KEYS = (
     "on_cancel",
     "on_timeout",
     "min_success_ratio",
+    "budget_execution_minutes",
 )
 OBJECT_KEYS = ("harbors", "epochs", "training", "data")
 
@@ -178,6 +180,10 @@ def read_project_files(root: Path) -> tuple[Config, str]:
     return yaml_config, commit
 
 
+def valohai_client(host: str) -> ValohaiClient:
+    return ValohaiClient(host, pulumi.Config("valohai").get("token") or os.environ.get(TOKEN_ENV) or "")
+
+
 def declare_shared(root: Path) -> StackContext:
     """Read and validate the config, then declare the code package and one dataset per harbor."""
     stack = pulumi.get_stack()
@@ -186,8 +192,11 @@ def declare_shared(root: Path) -> StackContext:
     host, project = read_connection(pulumi.Config("valohai"))
     yaml_config, commit = read_project_files(root)
 
-    code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     keys = compute_keys(root, yaml_config, sweep)
+    estimates.check(
+        valohai_client(host), project, stack, sweep, keys.cells, keys.sweep
+    )  # may refuse: before any resource
+    code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     # One deadline for every wait of this `pulumi up` (providers/resources/run_control.py).
     run_control = {
         "deadline": time.time() + sweep.wait_timeout_minutes * 60,
@@ -243,7 +252,7 @@ def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
             cell=cell,
             sweep=ctx.sweep,
             data={"images": args[1], "labels": args[2]},
-            tags=ctx.tags,
+            tags=[*ctx.tags, *node_tags(ctx.keys.cells[cell.name])],
         )
     )
 

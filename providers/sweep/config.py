@@ -86,6 +86,7 @@ class Sweep:
     wait_timeout_minutes: float = 120.0
     on_cancel: str = "leave"
     min_success_ratio: float = 1.0
+    budget_execution_minutes: float | None = None
     on_timeout: str = "leave"
 
     @property
@@ -197,6 +198,9 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
             raw.get("wait_timeout_minutes", 120), "wait_timeout_minutes", float, *WAIT_TIMEOUT_MINUTES
         ),
         on_cancel=raw.get("on_cancel") or "leave",
+        budget_execution_minutes=None
+        if raw.get("budget_execution_minutes") is None
+        else _number(raw["budget_execution_minutes"], "budget_execution_minutes", float, 0.01, 10**7),
         min_success_ratio=_number(raw.get("min_success_ratio", 1.0), "min_success_ratio", float, 0.01, 1.0),
         on_timeout=raw.get("on_timeout") or "leave",
     )

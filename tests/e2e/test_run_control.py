@@ -8,6 +8,7 @@ the scenarios run in order on the same stack.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -179,3 +180,43 @@ def test_one_failed_cell_of_four_with_min_success_ratio(stack):
     assert out2["prediction_execution_id"] != first_prediction
     titles = sorted(p["title"] for p in stack.pipelines() if p["title"].startswith("training-pipeline-h"))
     assert titles == [f"training-pipeline-{h}-epochs-{e}" for h in ("hA", "hB") for e in (1, 2)], titles
+
+
+ESTIMATE = re.compile(r"estimate: (\S+): ([\d.]+) min \((.*)\)$", re.MULTILINE)
+
+
+def test_estimates_from_history_and_a_budget_that_refuses(stack):
+    """After the 4-cell sweep above: a new epochs value is estimated from the cells with 1 and 2 epochs."""
+    stack.configure(["hA", "hB"], [1, 2, 3], min_success_ratio=0.75)
+    plan = stack.run(["preview", "--non-interactive"]).stdout
+    found = {m.group(1): (float(m.group(2)), m.group(3)) for m in ESTIMATE.finditer(plan)}
+    assert sorted(found) == ["hA/epochs-3", "hB/epochs-3"], plan[-3000:]
+    assert all("scaled by epochs" in basis for _, basis in found.values())
+    total = sum(minutes for minutes, _ in found.values())
+    assert re.search(r"estimate: 2 cell\(s\) to run, [\d.]+ execution-minutes", plan)
+
+    before = sorted(p["id"] for p in stack.pipelines())
+    stack.configure(["hA", "hB"], [1, 2, 3], min_success_ratio=0.75, budget_execution_minutes=round(total / 2, 3))
+    refused = stack.run(["preview", "--non-interactive"], check=None)
+    assert refused.returncode != 0
+    assert "over budget_execution_minutes" in refused.stdout + refused.stderr
+    assert "hA/epochs-3" in refused.stdout + refused.stderr
+    stack.run(["up", "--yes", "--skip-preview", "--non-interactive"], check=None)
+    assert sorted(p["id"] for p in stack.pipelines()) == before, "a refused up created something"
+
+    stack.configure(["hA", "hB"], [1, 2, 3], min_success_ratio=0.75)
+    stack.up()
+    measured: dict[str, float] = {}
+    for pipeline in stack.pipelines():
+        durations = [stack.api.get_execution(n["execution"]["id"])["duration"] for n in pipeline["nodes"]]
+        measured[pipeline["title"].removeprefix("training-pipeline-").replace("-epochs-", "/epochs-")] = (
+            sum(durations) / 60
+        )
+    for name, (estimate, _) in sorted(found.items()):
+        harbor = name.split("/")[0]
+        history = [measured[f"{harbor}/epochs-{e}"] for e in (1, 2)]
+        print(f"{name}: estimated {estimate:.2f} min, measured {measured[name]:.2f} min, history {history}")
+        # Tiny data: epochs cost little next to start-up, so the estimate must stay near its own history.
+        # (Against the new run's own duration it is only as good as the machine's load is steady: on a
+        # shared 2-core machine the same cell has run 2x faster or slower from one up to the next.)
+        assert abs(estimate - sum(history) / 2) <= 0.5 * sum(history) / 2, (name, estimate, history)
