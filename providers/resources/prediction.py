@@ -74,6 +74,13 @@ class PredictionProvider(ValohaiProvider):
         "missing_cells",
     )
 
+    def diff(self, _id, olds, news):
+        """Not known at preview when the results update: a re-run only if the last run left cells out
+        (they may be back now); a prediction that had every cell is not planned to re-run for it."""
+        if is_unknown(news.get("missing_cells")) and not olds.get("missing_cells"):
+            news = {**news, "missing_cells": olds.get("missing_cells")}
+        return super().diff(_id, olds, news)
+
     def normalized(self, key, value):
         if key == "missing_cells" and not value and not is_unknown(value):
             return []  # state written before partial success existed has no value: the same as none missing

@@ -252,3 +252,14 @@ def test_a_partial_prediction_is_never_adopted_for_the_full_sweep():
     assert prediction_tag("k" * 64, []) == prediction_tag("k" * 64, None) == content_tag("k" * 64)
     partial = prediction_tag("k" * 64, ["hB/epochs-2"])
     assert partial != content_tag("k" * 64) and partial != prediction_tag("k" * 64, ["hA/epochs-1"])
+
+
+def test_unknown_missing_cells_replan_only_a_partial_prediction(capsys):
+    from pulumi.runtime import rpc
+
+    complete = {"host": "h", "key": "k", "label": "prediction", "status": "complete", "missing_cells": []}
+    assert PredictionProvider().diff("id", complete, {**complete, "missing_cells": rpc.UNKNOWN}).changes is False
+    partial = {**complete, "missing_cells": ["hB/epochs-2"]}
+    assert PredictionProvider().diff("id", partial, {**partial, "missing_cells": rpc.UNKNOWN}).replaces == [
+        "missing_cells"
+    ]
