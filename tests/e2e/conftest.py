@@ -7,6 +7,7 @@ exactly what that test's `pulumi` runs created.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from support import ROOT, run_pulumi
 
 from local_valohai.testing import LocalValohai
 from providers.api.client import ValohaiClient
+from toolchain.environment import offline_env
 
 # Tiny data: the models still train for real, in a few seconds each.
 TINY_DATA = {"image_size": 16, "images_per_class": 6, "test_images_per_harbor": 4, "seed": 7}
@@ -40,7 +42,15 @@ def backend(tmp_path_factory) -> LocalValohai:
 class Stack:
     """A pulumi project in a temp dir whose program is the repo's `stacks/`, on a file backend of its own."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], backend: LocalValohai, project: str, name: str = "e2e"):
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        backend: LocalValohai,
+        project: str,
+        name: str = "e2e",
+        program: Path = ROOT / "stacks",
+    ):
         self.dir = workdir
         self.env = env
         self.backend = backend
@@ -49,7 +59,7 @@ class Stack:
         self.api = ValohaiClient(backend.url, backend.token)
         self.project_id = self.api.create_project(project)["id"]
         (workdir / "Pulumi.yaml").write_text(
-            f"name: valohai-sweep\nruntime: python\nmain: {ROOT / 'stacks'}\noptions:\n  refresh: always\n"
+            f"name: valohai-sweep\nruntime: python\nmain: {program}\noptions:\n  refresh: always\n"
         )
         self.run(["stack", "init", name])
 
@@ -107,3 +117,23 @@ def make_stack(tmp_path: Path, pulumi_env, backend):
         return Stack(workdir, env, backend, f"e2e-{uuid.uuid4().hex[:8]}", name)
 
     return make
+
+
+def copy_project(root: Path) -> Path:
+    """`stacks/`, `steps/` and `valohai.yaml` copied under `root`, so a test can edit step scripts; the
+    program finds its project root from its own file, so it runs the copy."""
+    for name in ("stacks", "steps"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
+    shutil.copy(ROOT / "valohai.yaml", root / "valohai.yaml")
+    return root
+
+
+def stack_on_copy(tmp_path_factory, backend: LocalValohai, project: Path, name: str) -> Stack:
+    """A stack (own state, token in the environment) whose program is the project copy's `stacks/`, brought
+    up with harbor hA x epochs 1, 2: the starting point the module-scoped e2e scenarios build on."""
+    env = dict(offline_env(tmp_path_factory.mktemp("pulumi"), passphrase="test-passphrase"))
+    env["VALOHAI_API_TOKEN"] = backend.token
+    made = Stack(tmp_path_factory.mktemp("stack"), env, backend, name, "one", program=project / "stacks")
+    made.configure(["hA"], [1, 2])
+    made.up()
+    return made

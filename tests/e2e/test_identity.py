@@ -10,16 +10,14 @@ performs, and that `pulumi preview --expect-no-changes` exits 0 afterwards.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_DATA, Stack
+from conftest import TINY_DATA, Stack, copy_project, stack_on_copy
 from support import ROOT
 
-from toolchain.environment import offline_env
 from toolchain.plan_explain import QUIET_OPS as QUIET
 
 CELLS = ["cell-hA-epochs-1", "cell-hA-epochs-2"]
@@ -27,25 +25,12 @@ CELLS = ["cell-hA-epochs-1", "cell-hA-epochs-2"]
 
 @pytest.fixture(scope="module")
 def project_copy(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    for name in ("stacks", "steps"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
-    shutil.copy(ROOT / "valohai.yaml", root / "valohai.yaml")
-    return root
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, backend, project_copy) -> Stack:
-    env = dict(offline_env(tmp_path_factory.mktemp("pulumi"), passphrase="test-passphrase"))
-    env["VALOHAI_API_TOKEN"] = backend.token
-    workdir = tmp_path_factory.mktemp("stack")
-    made = Stack(workdir, env, backend, "e2e-identity", "one")
-    (workdir / "Pulumi.yaml").write_text(
-        f"name: valohai-sweep\nruntime: python\nmain: {project_copy / 'stacks'}\noptions:\n  refresh: always\n"
-    )
-    made.configure(["hA"], [1, 2])
-    made.up()
-    return made
+    return stack_on_copy(tmp_path_factory, backend, project_copy, "e2e-identity")
 
 
 def plan_explain(stack: Stack) -> dict:

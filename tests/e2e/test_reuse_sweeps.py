@@ -7,38 +7,21 @@ order (harbor hA, tiny data). New work is counted on the backend, by step, after
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Stack
-from support import ROOT
-
-from toolchain.environment import offline_env
+from conftest import Stack, copy_project, stack_on_copy
 
 
 @pytest.fixture(scope="module")
 def project_copy(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    for name in ("stacks", "steps"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
-    shutil.copy(ROOT / "valohai.yaml", root / "valohai.yaml")
-    return root
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, backend, project_copy) -> Stack:
-    env = dict(offline_env(tmp_path_factory.mktemp("pulumi"), passphrase="test-passphrase"))
-    env["VALOHAI_API_TOKEN"] = backend.token
-    workdir = tmp_path_factory.mktemp("stack")
-    made = Stack(workdir, env, backend, "e2e-reuse", "one")
-    (workdir / "Pulumi.yaml").write_text(
-        f"name: valohai-sweep\nruntime: python\nmain: {project_copy / 'stacks'}\noptions:\n  refresh: always\n"
-    )
-    made.configure(["hA"], [1, 2])
-    made.up()
-    return made
+    return stack_on_copy(tmp_path_factory, backend, project_copy, "e2e-reuse")
 
 
 class Runs:
