@@ -17,6 +17,7 @@ consumer of the outputs.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import pulumi
 from valohai_yaml.objs import Config
 
-from providers.api.client import redact_url
+from providers.api.client import ValohaiClient, redact_url
 from providers.api.credentials import TOKEN_ENV, missing_token_message
 from providers.resources.code_package import CodePackage, build_package, commit_identifier
 from providers.resources.harbor_dataset import HarborDataset
@@ -33,10 +34,11 @@ from providers.resources.prediction import Prediction
 from providers.resources.training_results import TrainingResults
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep, SweepConfigError, parse_sweep
+from providers.sweep.estimates import node_tags
 from providers.sweep.identity import node_identity, node_key, resource_key
 from providers.sweep.reuse import tag_nodes, with_mimics
 from providers.sweep.step_files import StepFilesError, step_files
-from stacks import preflight
+from stacks import estimates, preflight
 from stacks.reuse import ReusePlanner
 
 SWEEP_KEYS = (
@@ -50,6 +52,10 @@ SWEEP_KEYS = (
     "poll_interval_seconds",
     "reuse",
     "force_rerun",
+    "on_cancel",
+    "on_timeout",
+    "min_success_ratio",
+    "budget_execution_minutes",
 )
 OBJECT_KEYS = ("harbors", "epochs", "training", "data", "steps", "force_rerun")
 
@@ -70,6 +76,7 @@ class StackContext:
     tags: list[str]
     keys: StackKeys
     reuse: ReusePlanner
+    run_control: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,10 @@ def read_project_files(root: Path) -> tuple[Config, str]:
     return yaml_config, commit
 
 
+def valohai_client(host: str) -> ValohaiClient:
+    return ValohaiClient(host, pulumi.Config("valohai").get("token") or os.environ.get(TOKEN_ENV) or "")
+
+
 def declare_shared(root: Path) -> StackContext:
     """Read and validate the config, then declare the code package and one dataset per harbor."""
     stack = pulumi.get_stack()
@@ -189,8 +200,17 @@ def declare_shared(root: Path) -> StackContext:
     yaml_config, commit = read_project_files(root)
 
     planner = ReusePlanner.load(host, project, stack, pulumi.Config("valohai"), sweep.reuse)
-    code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     keys = compute_keys(root, yaml_config, sweep)
+    estimates.check(
+        valohai_client(host), project, stack, sweep, keys.cells, keys.sweep
+    )  # may refuse: before any resource
+    code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
+    # One deadline for every wait of this `pulumi up` (providers/resources/run_control.py).
+    run_control = {
+        "deadline": time.time() + sweep.wait_timeout_minutes * 60,
+        "on_cancel": sweep.on_cancel,
+        "on_timeout": sweep.on_timeout,
+    }
     datasets = {
         h: HarborDataset(
             f"data-{h}",
@@ -203,6 +223,7 @@ def declare_shared(root: Path) -> StackContext:
             key=resource_key("harbor-data", stack, keys.datasets[h]),
             identity=keys.datasets[h],
             settings=sweep.step_settings(payloads.GENERATE_STEP),
+            run_control=run_control,
         )
         for h in sweep.harbors
     }
@@ -226,6 +247,7 @@ def declare_shared(root: Path) -> StackContext:
         tags=[f"stack:{stack}"],
         keys=keys,
         reuse=planner,
+        run_control=run_control,
     )
 
 
@@ -254,7 +276,7 @@ def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
             cell=cell,
             sweep=ctx.sweep,
             data={"images": args[1], "labels": args[2]},
-            tags=ctx.tags,
+            tags=[*ctx.tags, *node_tags(ctx.keys.cells[cell.name])],
         )
     )
 
@@ -307,6 +329,8 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
         poll_interval_seconds=ctx.sweep.poll_interval_seconds,
+        run_control=ctx.run_control,
+        min_success_ratio=ctx.sweep.min_success_ratio,
         cells={name: {"pipeline": p.id, "node": payloads.TRAIN_NODE} for name, p in cells.items()},
         test_sets={
             h: {"pipeline": cells[c.name].id, "node": payloads.PREPROCESS_NODE}
@@ -320,7 +344,9 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         report_dir=ctx.report_dir,
         key=resource_key("prediction", ctx.stack, ctx.keys.prediction),
         identity=ctx.keys.prediction,
+        run_control=ctx.run_control,
         payload=prediction_payload(ctx, results),
+        missing_cells=results.failed_cells.apply(lambda failed: sorted(c["name"] for c in failed or [])),
     )
     pulumi.export("training_pipelines", {name: p.counter for name, p in cells.items()})
     keys = {c.name: resource_key("cell", ctx.stack, ctx.keys.cells[c.name]) for c in ctx.sweep.cells}
@@ -359,6 +385,7 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         host=ctx.host,
         timeout_seconds=ctx.sweep.wait_timeout_minutes * 60,
         poll_interval_seconds=ctx.sweep.poll_interval_seconds,
+        run_control=ctx.run_control,
         cells={c.name: {"pipeline": big.id, "node": f"{payloads.TRAIN_NODE}-{c.slug}"} for c in ctx.sweep.cells},
         predict={"pipeline": big.id, "node": payloads.PREDICT_NODE},
     )
@@ -369,6 +396,7 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         report_dir=ctx.report_dir,
         key=resource_key("prediction", ctx.stack, ctx.keys.prediction),
         identity=ctx.keys.prediction,
+        run_control=ctx.run_control,
         execution_id_from_pipeline=results.prediction_execution_id,
     )
     pulumi.export("sweep_pipeline", big.counter)
@@ -387,6 +415,7 @@ def export_results(ctx: StackContext, results: TrainingResults, prediction: Pred
     pulumi.export("training_execution_ids", results.training_execution_ids)
     pulumi.export("metrics", results.metrics)
     pulumi.export("reused_cells", results.reused_cells)
+    pulumi.export("failed_cells", results.failed_cells)
     pulumi.export("prediction_execution_id", prediction.id)
     pulumi.export("predictions", prediction.summary)
     pulumi.export("report", prediction.report_html)

@@ -213,17 +213,30 @@ def predict_model(
 # --- report ---------------------------------------------------------------------------------------
 
 
-def write_heatmap(path: str, models: list[ModelFile]) -> None:
-    """Validation accuracy per harbor (rows) and epochs (columns), from the models' metrics files."""
+def missing_cells(harbours: list[str], models: list[ModelFile]) -> list[str]:
+    """Cells of the harbor x epochs grid without a model (left out of a partial sweep), as `<harbor>/epochs-<n>`."""
+    have = {(m.harbor, m.epochs) for m in models}
+    epochs = sorted({m.epochs for m in models})
+    return [f"{h}/epochs-{e}" for h in harbours for e in epochs if (h, e) not in have]
+
+
+def write_heatmap(path: str, models: list[ModelFile], harbours: list[str] | None = None) -> None:
+    """Validation accuracy per harbor (rows) and epochs (columns), from the models' metrics files.
+
+    A cell with no model (a sweep cell that failed and was left out) reads `missing` on a hatched
+    background; a model without a validation accuracy reads `n/a`.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    harbors = sorted({m.harbor for m in models})
+    harbors = sorted({m.harbor for m in models} | set(harbours or []))
     epochs = sorted({m.epochs for m in models})
     grid = np.full((len(harbors), len(epochs)), np.nan)
+    present = np.zeros((len(harbors), len(epochs)), dtype=bool)
     for m in models:
+        present[harbors.index(m.harbor), epochs.index(m.epochs)] = True
         if m.metrics.get("val_accuracy") is not None:
             grid[harbors.index(m.harbor), epochs.index(m.epochs)] = m.metrics["val_accuracy"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(epochs), 1.2 + 0.8 * len(harbors)), dpi=100)
@@ -234,7 +247,9 @@ def write_heatmap(path: str, models: list[ModelFile]) -> None:
     ax.set_title("validation accuracy")
     for r in range(len(harbors)):
         for c in range(len(epochs)):
-            text = "n/a" if np.isnan(grid[r, c]) else f"{grid[r, c]:.2f}"
+            if not present[r, c]:
+                ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="//", edgecolor="grey"))
+            text = "missing" if not present[r, c] else "n/a" if np.isnan(grid[r, c]) else f"{grid[r, c]:.2f}"
             ax.text(
                 c,
                 r,
@@ -253,9 +268,15 @@ def fmt(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
-def write_index(path: str, results: dict[str, dict[str, Any]]) -> None:
-    """A static page: heatmap, one table row per model, the sample predictions (relative links)."""
+def write_index(path: str, results: dict[str, dict[str, Any]], missing: list[str] | None = None) -> None:
+    """A static page: heatmap, one table row per model, the sample predictions (relative links), and the
+    cells left out of a partial sweep."""
     rows, gallery = [], []
+    left_out = (
+        f"<p><strong>Missing cells</strong> (failed, left out of this report): {html.escape(', '.join(missing))}</p>"
+        if missing
+        else ""
+    )
     for name, r in results.items():
         counts = ", ".join(f"{k} {v}" for k, v in r["counts"].items())
         rows.append(
@@ -284,6 +305,7 @@ figure.ok img {{ border-color: #2a2; }} figure.wrong img {{ border-color: #c22; 
 <h1>Sweep report</h1>
 <h2>Validation accuracy (harbor &times; epochs)</h2>
 <img src="heatmap.png" alt="validation accuracy heatmap">
+{left_out}
 <h2>Models</h2>
 <table><tr><th>model</th><th>harbor</th><th>epochs</th><th>val accuracy</th><th>test accuracy</th><th>test images</th><th>predicted counts</th></tr>
 {"".join(rows)}
@@ -346,9 +368,10 @@ def main() -> None:
             results[model_file.name] = entry
             print_metadata(model=model_file.name, test_accuracy=entry["accuracy"], val_accuracy=entry["val_accuracy"])
 
-    write_json(output_path("predictions.json"), {"harbours": harbours, "models": results})
-    write_heatmap(output_path("report/heatmap.png"), selected)
-    write_index(output_path("report/index.html"), results)
+    missing = missing_cells(harbours, selected)
+    write_json(output_path("predictions.json"), {"harbours": harbours, "models": results, "missing_cells": missing})
+    write_heatmap(output_path("report/heatmap.png"), selected, harbours)
+    write_index(output_path("report/index.html"), results, missing)
     print(f"Wrote predictions.json and report/index.html for {len(results)} models")
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from providers.api import cancellation
 from providers.api.statuses import DONE, is_failed, is_terminal
 
 
@@ -26,7 +27,7 @@ class RealClock:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+        cancellation.CANCELLED.wait(seconds)  # a cancel wakes the wait at once
 
 
 # Tests replace this with a fake clock; providers read it at call time.
@@ -59,6 +60,15 @@ class WaitTimeout(Exception):
         self.unfinished = unfinished
 
 
+class WaitCancelled(Exception):
+    """The wait ended early (`providers.api.cancellation`): Ctrl-C on `pulumi up`, or the CLI is gone."""
+
+    def __init__(self, unfinished: list[str], reason: str) -> None:
+        super().__init__(f"{reason}; unfinished: {', '.join(unfinished) or 'nothing'}")
+        self.unfinished = unfinished
+        self.reason = reason
+
+
 def wait_for(
     poll: Callable[[], Mapping[str, str]],
     *,
@@ -71,6 +81,8 @@ def wait_for(
 
     Returns the final statuses. Progress is reported whenever the statuses change, so logs stay short.
     A poll that raises one of `tolerate` (a passing API fault) counts as "no news" until the deadline.
+    Raises `WaitTimeout` at the deadline and `WaitCancelled` once the process is cancelled, both naming
+    what is unfinished.
     """
     backoff = backoff or Backoff()
     start = clock.monotonic()
@@ -79,6 +91,9 @@ def wait_for(
         try:
             states = dict(poll())
         except tolerate:
+            if cancellation.CANCELLED.is_set():
+                unfinished = sorted(n for n, s in last.items() if not is_terminal(s))
+                raise WaitCancelled(unfinished, cancellation.reason()) from None
             if clock.monotonic() - start >= timeout:
                 raise
             clock.sleep(backoff.next_delay())
@@ -90,6 +105,8 @@ def wait_for(
             last = states
         if all(is_terminal(s) for s in states.values()):
             return states
+        if cancellation.CANCELLED.is_set():
+            raise WaitCancelled(sorted(n for n, s in states.items() if not is_terminal(s)), cancellation.reason())
         if elapsed >= timeout:
             raise WaitTimeout(sorted(n for n, s in states.items() if not is_terminal(s)), elapsed)
         clock.sleep(min(backoff.next_delay(), max(timeout - elapsed, 0.01)))

@@ -11,9 +11,13 @@ from typing import Any
 
 from pulumi.dynamic import CheckFailure, CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 
+from providers.api import cancellation
 from providers.api.credentials import TOKEN_CONFIG_KEY, set_token, verify_access
-from providers.api.statuses import is_failed
+from providers.api.statuses import is_failed, is_terminal
 from providers.sweep.identity import canonical_json
+
+# Inside the SDK's provider server: make Ctrl-C and a killed CLI end our waits (no-op elsewhere).
+cancellation.install()
 
 
 def progress(message: str) -> None:
@@ -39,6 +43,9 @@ class ValohaiProvider(ResourceProvider):
     serialize_as_secret_always = False  # the provider holds no secret; keep state readable
     replace_keys: tuple[str, ...] = ()
     update_keys: tuple[str, ...] = ()
+    # Replace by deleting (which stops what still runs) before creating the replacement, so a changed
+    # sweep never pays for the old and the new pipelines at once (see `diff`).
+    stop_before_replace = False
 
     def configure(self, req: ConfigureRequest) -> None:
         token = None
@@ -84,11 +91,16 @@ class ValohaiProvider(ResourceProvider):
         content key list `key` in `replace_keys` and leave payloads out: a payload may hold values only
         known after an upstream resource is made, the key never does, so the plan equals what `up` does.
         Every change prints one line `<name>: <op>: <reason>` (`providers.sweep.explain`).
+
+        Providers with `stop_before_replace` ask for `delete_before_replace`: the engine then deletes the
+        old object (our `delete` stops what still runs) before it creates the replacement, instead of
+        after the whole update. Safe here because nothing is lost that a re-run would need: a dataset's
+        delete keeps its data, a pipeline's and an execution's records stay on the server.
         """
         from providers.sweep.explain import reason_line, reasons
 
         replaces = [
-            k for k in self.replace_keys if changed(cosmetic_free(k, olds.get(k)), cosmetic_free(k, news.get(k)))
+            k for k in self.replace_keys if changed(self.normalized(k, olds.get(k)), self.normalized(k, news.get(k)))
         ]
         updates = [k for k in self.update_keys if changed(olds.get(k), news.get(k))]
         why: list[str] = []
@@ -103,11 +115,19 @@ class ValohaiProvider(ResourceProvider):
             replaces.append(status_reason)
             why.append(self.problem_reason(olds, status_reason))
         label = self.label(news if news.get("label") else olds, _id)
+        stop_first = bool(replaces) and self.stop_before_replace
         if replaces:
-            progress(reason_line(label, op, why))
+            line = reason_line(label, op, why)
+            if stop_first and not is_terminal(olds.get("status")):
+                line += " (stopped before its replacement starts)"
+            progress(line)
         elif updates:
             progress(reason_line(label, "update", [f"{k} changed" for k in updates]))
-        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
+        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=stop_first)
+
+    def normalized(self, key: str, value: Any) -> Any:
+        """A replace key's value as the diff compares it (without what does not matter)."""
+        return cosmetic_free(key, value)
 
     def remote_problem(self, outs: Mapping[str, Any]) -> str | None:
         """The output key to blame when the remote object ended badly (so the cell is re-run)."""

@@ -16,9 +16,10 @@ from providers.api.client import ValohaiClient
 from providers.api.credentials import client
 from providers.api.errors import ValohaiNotFound, ValohaiTransient
 from providers.api.statuses import DONE
-from providers.api.waiting import summarize, wait_for
-from providers.resources.adoption import create_once, find_adoptable
+from providers.api.waiting import WaitCancelled, WaitTimeout, summarize, wait_for
+from providers.resources.adoption import create_once, find_adoptable, retry_transient
 from providers.resources.base import input_view, progress
+from providers.resources.run_control import ended_early, wait_seconds
 
 
 def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], tag: str) -> dict:
@@ -31,21 +32,37 @@ def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], ta
 
 
 def wait_for_execution(
-    api: ValohaiClient, execution: dict, *, label: str, timeout: float, report: Callable[[str], None] = print
+    api: ValohaiClient,
+    execution: dict,
+    *,
+    label: str,
+    timeout: float,
+    report: Callable[[str], None] = print,
+    props: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Wait until the execution ends; raise with a pointer to its logs unless it completed."""
+    """Wait until the execution ends; raise with a pointer to its logs unless it completed.
+
+    With the resource's `props`, the wait ends at the stack's deadline (`run_control`) instead of
+    `timeout`, and a wait that ends early applies `on_timeout` / `on_cancel` to the execution.
+    """
     latest = {"execution": execution}
 
     def poll() -> dict[str, str]:
         latest["execution"] = api.get_execution(execution["id"], exclude="outputs")
         return {label: latest["execution"]["status"]}
 
-    states = wait_for(
-        poll,
-        timeout=timeout,
-        tolerate=(ValohaiTransient,),
-        on_progress=lambda s, t: report(f"{label}: {summarize(s)} ({t:.0f}s)"),
-    )
+    def stop(_names: list[str]) -> None:
+        retry_transient(lambda: api.stop_execution(execution["id"]), what=f"stopping execution {execution['id']}")
+
+    try:
+        states = wait_for(
+            poll,
+            timeout=wait_seconds(props or {}, timeout),
+            tolerate=(ValohaiTransient,),
+            on_progress=lambda s, t: report(f"{label}: {summarize(s)} ({t:.0f}s)"),
+        )
+    except (WaitTimeout, WaitCancelled) as exc:
+        raise ended_early(exc, props or {}, stop) from None
     if states[label] != DONE:
         raise RuntimeError(failure_message(api, latest["execution"], label))
     return latest["execution"]

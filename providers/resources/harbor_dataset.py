@@ -40,7 +40,20 @@ def data_uris(outputs: dict[str, str], harbor: str) -> dict[str, str]:
 
 class HarborDatasetProvider(ValohaiProvider):
     replace_keys = ("host", "key")
-    INPUTS = ("host", "project_id", "commit", "harbor", "data", "stack", "label", "key", "identity", "settings")
+    stop_before_replace = True
+    INPUTS = (
+        "host",
+        "project_id",
+        "commit",
+        "harbor",
+        "data",
+        "stack",
+        "label",
+        "key",
+        "identity",
+        "settings",
+        "run_control",
+    )
 
     def check_inputs(self, news):
         if not news.get("harbor"):
@@ -65,7 +78,7 @@ class HarborDatasetProvider(ValohaiProvider):
         execution = submit_or_adopt_execution(api, payload, content_tag(key))
         progress(f"data for {harbor}: execution #{execution.get('counter')}")
         execution = wait_for_execution(
-            api, execution, label=f"data {harbor}", timeout=GENERATION_TIMEOUT_SECONDS, report=progress
+            api, execution, label=f"data {harbor}", timeout=GENERATION_TIMEOUT_SECONDS, report=progress, props=props
         )
         uris = data_uris(outputs_by_name(api, execution["id"]), harbor)
         return CreateResult(
@@ -103,6 +116,7 @@ class HarborDataset(Resource, module="valohai", name="HarborDataset"):
         key: str,
         identity: dict,
         settings: dict | None = None,
+        run_control: Any = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`settings`: generate-harbors' execution settings (stack config `steps`); left out when none."""
@@ -120,6 +134,7 @@ class HarborDataset(Resource, module="valohai", name="HarborDataset"):
                 "label": f"data/{harbor}",
                 "key": key,
                 "identity": identity,
+                "run_control": run_control,
                 "images": None,
                 "labels": None,
                 "test_labels": None,

@@ -79,6 +79,7 @@ def live_outputs(pipeline: dict) -> dict[str, Any]:
 
 class PipelineProvider(ValohaiProvider):
     replace_keys = ("host", "key")
+    stop_before_replace = True
     INPUTS = ("host", "payload", "stack", "label", "key", "identity")
 
     def check_inputs(self, news):

@@ -26,7 +26,7 @@ from providers.api.statuses import is_terminal
 from providers.resources.adoption import retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
 from providers.resources.executions import read_execution_backed, submit_or_adopt_execution, wait_for_execution
-from providers.sweep.identity import content_tag
+from providers.sweep.identity import content_key, content_tag
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
 
@@ -47,11 +47,44 @@ def download_report(api: ValohaiClient, execution_id: str, report_dir: Path) -> 
     return summary
 
 
+def prediction_tag(key: str, missing_cells: list[str] | None) -> str:
+    """The adoption tag: the key's, plus the cells left out, so a prediction made without them is never
+    adopted once they are back (and a full prediction keeps the tag it always had)."""
+    if not missing_cells:
+        return content_tag(key)
+    return content_tag(content_key(key, "without", sorted(missing_cells)))
+
+
 class PredictionProvider(ValohaiProvider):
-    replace_keys = ("host", "key")
+    # `missing_cells`: the cells the last run left out (`min_success_ratio`); when they come back, re-run.
+    replace_keys = ("host", "key", "missing_cells")
     update_keys = ()
     replace_word = "re-run"
-    INPUTS = ("host", "payload", "execution_id_from_pipeline", "stack", "report_dir", "label", "key", "identity")
+    stop_before_replace = True
+    INPUTS = (
+        "host",
+        "payload",
+        "execution_id_from_pipeline",
+        "stack",
+        "report_dir",
+        "label",
+        "key",
+        "identity",
+        "run_control",
+        "missing_cells",
+    )
+
+    def diff(self, _id, olds, news):
+        """Not known at preview when the results update: a re-run only if the last run left cells out
+        (they may be back now); a prediction that had every cell is not planned to re-run for it."""
+        if is_unknown(news.get("missing_cells")) and not olds.get("missing_cells"):
+            news = {**news, "missing_cells": olds.get("missing_cells")}
+        return super().diff(_id, olds, news)
+
+    def normalized(self, key, value):
+        if key == "missing_cells" and not value and not is_unknown(value):
+            return []  # state written before partial success existed has no value: the same as none missing
+        return super().normalized(key, value)
 
     def check_inputs(self, news):
         payload, adopted = news.get("payload"), news.get("execution_id_from_pipeline")
@@ -66,10 +99,12 @@ class PredictionProvider(ValohaiProvider):
             execution = api.get_execution(props["execution_id_from_pipeline"], exclude="outputs")
         else:
             key = props["key"]
-            execution = submit_or_adopt_execution(api, props["payload"], content_tag(key))
+            execution = submit_or_adopt_execution(
+                api, props["payload"], prediction_tag(key, props.get("missing_cells"))
+            )
             progress(f"prediction: execution #{execution.get('counter')}")
         execution = wait_for_execution(
-            api, execution, label="prediction", timeout=PREDICTION_TIMEOUT_SECONDS, report=progress
+            api, execution, label="prediction", timeout=PREDICTION_TIMEOUT_SECONDS, report=progress, props=props
         )
         report_dir = Path(props["report_dir"])
         summary = download_report(api, execution["id"], report_dir)
@@ -115,6 +150,8 @@ class Prediction(Resource, module="valohai", name="Prediction"):
         identity: dict,
         payload: Any = None,
         execution_id_from_pipeline: Any = None,
+        run_control: Any = None,
+        missing_cells: Any = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -129,6 +166,8 @@ class Prediction(Resource, module="valohai", name="Prediction"):
                 "identity": identity,
                 "payload": payload,
                 "execution_id_from_pipeline": execution_id_from_pipeline,
+                "run_control": run_control,
+                "missing_cells": missing_cells,
                 "status": None,
                 "counter": None,
                 "summary": None,

@@ -5,12 +5,15 @@ however many cells there are). Its outputs are the seed's final product: the tra
 id per cell, plus each cell's metrics and model datums, and the test sets (`test/*` output datums) of
 the preprocess nodes named in `test_sets`, which the prediction reads (this stack's data, never `…/latest`). A failed cell fails this resource with the cell's
 name and a pointer to its logs; the cells that finished stay finished, and the next `pulumi up` replaces
-only the failed one and waits again.
+only the failed one and waits again. With `min_success_ratio` below 1 and met (parallel mode), the
+failed cells are left out instead and listed in `failed_cells` (name, node, status, log); the prediction
+runs on the others and again, with every model, once the next `pulumi up` re-ran them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -20,10 +23,12 @@ from providers.api.client import ValohaiClient
 from providers.api.credentials import client
 from providers.api.errors import ValohaiTransient
 from providers.api.statuses import CREATED, DONE, ERROR, is_failed, is_terminal
-from providers.api.waiting import summarize, wait_for
+from providers.api.waiting import WaitCancelled, WaitTimeout, summarize, wait_for
+from providers.resources.adoption import retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, progress
 from providers.resources.executions import failure_message
 from providers.resources.polling import PipelineSweepReader, backoff_for
+from providers.resources.run_control import ended_early, wait_seconds
 
 METRIC_KEYS = ("val_accuracy", "val_loss", "accuracy", "loss")
 PREDICT_CELL = "(prediction)"
@@ -51,10 +56,36 @@ def reused_cells(watched: Mapping[str, tuple[str, str]], executions: Mapping[str
     }
 
 
+def partial_success(states: Mapping[str, str], cells: int, ratio: float) -> bool:
+    """Whether the sweep may go on without its failed cells: `min_success_ratio` below 1, at least that
+    share of the cells completed (at least one), and the prediction (single mode's node) not failed."""
+    if ratio >= 1 or states.get(PREDICT_CELL, DONE) != DONE:
+        return False
+    done = sum(1 for name, status in states.items() if name != PREDICT_CELL and status == DONE)
+    return done > 0 and done / cells >= ratio
+
+
+def failure_log(api: ValohaiClient, execution: Mapping[str, Any] | None, pipeline_counter: int | None) -> str:
+    """Where a failed cell's log is: its execution's events, else its pipeline."""
+    if execution and execution.get("id"):
+        events = api.url(f"executions/{execution['id']}/events/")
+        return f"`vh execution logs {execution.get('counter')}` or {events}"
+    return f"pipeline #{pipeline_counter} (`vh pipeline list`)"
+
+
 class TrainingResultsProvider(ValohaiProvider):
     update_keys = ("cells", "predict", "timeout_seconds", "test_sets")
     replace_keys = ("host",)
-    INPUTS = ("host", "cells", "predict", "timeout_seconds", "test_sets", "poll_interval_seconds")
+    INPUTS = (
+        "host",
+        "cells",
+        "predict",
+        "timeout_seconds",
+        "test_sets",
+        "poll_interval_seconds",
+        "run_control",
+        "min_success_ratio",
+    )
 
     def label(self, props, id_):
         return "results"
@@ -111,23 +142,44 @@ class TrainingResultsProvider(ValohaiProvider):
                 last_line["summary"] = summary
                 progress(f"sweep: {summary} ({elapsed:.0f}s)")
 
-        states = wait_for(
-            poll,
-            timeout=float(props["timeout_seconds"]),
-            on_progress=report,
-            tolerate=(ValohaiTransient,),
-            backoff=backoff_for(props["host"], props.get("poll_interval_seconds")),
-        )
-        failed = sorted(n for n, s in states.items() if s != DONE)
-        if failed:
-            lines = [
-                failure_message(api, executions[n] or {"status": states[n]}, n, pipeline_counters.get(watched[n][0]))
-                for n in failed
-            ]
-            raise RuntimeError(
-                f"{len(failed)} of {len(states)} sweep cells failed; finished cells are kept and the "
-                f"next `pulumi up` re-runs only these:\n  " + "\n  ".join(lines)
+        def stop(names: list[str]) -> None:
+            for pipeline_id in sorted({watched[n][0] for n in names}):
+                retry_transient(partial(api.stop_pipeline, pipeline_id), what=f"stopping pipeline {pipeline_id}")
+
+        try:
+            states = wait_for(
+                poll,
+                timeout=wait_seconds(props, float(props["timeout_seconds"])),
+                on_progress=report,
+                tolerate=(ValohaiTransient,),
+                backoff=backoff_for(props["host"], props.get("poll_interval_seconds")),
             )
+        except (WaitTimeout, WaitCancelled) as exc:
+            raise ended_early(exc, props, stop) from None
+        failed = sorted(n for n, s in states.items() if s != DONE)
+        lines = {
+            n: failure_message(api, executions[n] or {"status": states[n]}, n, pipeline_counters.get(watched[n][0]))
+            for n in failed
+        }
+        ratio = float(props.get("min_success_ratio") or 1.0)
+        if failed and not partial_success(states, len(props["cells"]), ratio):
+            needs = f" (min_success_ratio {ratio:g} not met)" if ratio < 1 else ""
+            raise RuntimeError(
+                f"{len(failed)} of {len(states)} sweep cells failed{needs}; finished cells are kept and the "
+                f"next `pulumi up` re-runs only these:\n  " + "\n  ".join(lines.values())
+            )
+        for n in failed:
+            progress(f"sweep: {lines[n]} (left out: min_success_ratio {ratio:g} is met)")
+        failed_cells = [
+            {
+                "name": n,
+                "node": watched[n][1],
+                "status": states[n],
+                "log": failure_log(api, executions[n], pipeline_counters.get(watched[n][0])),
+            }
+            for n in failed
+        ]
+        executions = {n: e for n, e in executions.items() if n not in failed}
         test_sets = {
             harbor: self._test_set(
                 api, pipelines_done.get(where["pipeline"]) or api.get_pipeline(where["pipeline"]), where["node"]
@@ -139,6 +191,7 @@ class TrainingResultsProvider(ValohaiProvider):
             **self._results(api, executions),
             "test_set_uris": test_sets,
             "reused_cells": reused_cells(watched, executions),
+            "failed_cells": failed_cells,
         }
 
     @staticmethod
@@ -182,6 +235,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
     prediction_execution_id: pulumi.Output[str]
     test_set_uris: pulumi.Output[dict]
     reused_cells: pulumi.Output[dict]
+    failed_cells: pulumi.Output[list]
 
     def __init__(
         self,
@@ -193,6 +247,8 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
         predict: Any = None,
         test_sets: Any = None,
         poll_interval_seconds: float | None = None,
+        run_control: Any = None,
+        min_success_ratio: float = 1.0,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -205,12 +261,15 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
                 "predict": predict,
                 "test_sets": test_sets,
                 "timeout_seconds": timeout_seconds,
+                "run_control": run_control,
+                "min_success_ratio": min_success_ratio,
                 "training_execution_ids": None,
                 "metrics": None,
                 "model_uris": None,
                 "prediction_execution_id": None,
                 "test_set_uris": None,
                 "reused_cells": None,
+                "failed_cells": None,
             },
             opts,
         )

@@ -25,6 +25,7 @@ MODES = ("parallel", "single")
 MAX_CELLS = 500
 WAIT_TIMEOUT_MINUTES = (0.1, 7 * 24 * 60)  # range of wait_timeout_minutes (default 120)
 POLL_INTERVAL_SECONDS = (0.05, 600)  # range of poll_interval_seconds (default: providers/resources/polling.py)
+ON_END_EARLY = ("leave", "stop")  # on_cancel / on_timeout: what becomes of unfinished work
 
 
 class SweepConfigError(ValueError):
@@ -89,6 +90,10 @@ class Sweep:
     poll_interval_seconds: float | None = None  # None: fast for a loopback host, 5 s for any other
     reuse: bool = True  # nodes whose content key completed before become mimic nodes (providers.sweep.reuse)
     force_rerun: tuple[str, ...] = ()  # cell names whose nodes are never reused
+    on_cancel: str = "leave"
+    min_success_ratio: float = 1.0
+    budget_execution_minutes: float | None = None
+    on_timeout: str = "leave"
 
     def step_settings(self, step: str) -> dict[str, Any]:
         """The execution settings stack config gives `step` (providers/sweep/step_settings.py); {} if none."""
@@ -236,7 +241,23 @@ def parse_sweep(raw: Mapping[str, Any]) -> Sweep:
         if raw.get("poll_interval_seconds") is None
         else _number(raw["poll_interval_seconds"], "poll_interval_seconds", float, *POLL_INTERVAL_SECONDS),
         reuse=parse_reuse(raw.get("reuse")),
+        on_cancel=raw.get("on_cancel") or "leave",
+        budget_execution_minutes=None
+        if raw.get("budget_execution_minutes") is None
+        else _number(raw["budget_execution_minutes"], "budget_execution_minutes", float, 0.01, 10**7),
+        min_success_ratio=_number(raw.get("min_success_ratio", 1.0), "min_success_ratio", float, 0.01, 1.0),
+        on_timeout=raw.get("on_timeout") or "leave",
     )
+    for key in ("on_cancel", "on_timeout"):
+        if (raw.get(key) or "leave") not in ON_END_EARLY:
+            raise SweepConfigError(
+                f"{key} must be leave (unfinished work keeps running) or stop, got {_shown(raw.get(key))}"
+            )
+    if sweep.min_success_ratio < 1 and sweep.mode != "parallel":
+        raise SweepConfigError(
+            "min_success_ratio below 1 needs mode: parallel (in single mode the predict node runs only "
+            "when every cell completed); set mode: parallel or remove min_success_ratio"
+        )
     if len(sweep.cells) > MAX_CELLS:
         raise SweepConfigError(
             f"the sweep has {len(sweep.cells)} cells (harbors x epochs); at most {MAX_CELLS} are allowed"

@@ -1,0 +1,78 @@
+"""Cost and time in the plan: before anything is declared, print the expected duration of every cell
+that will run and their total in execution-minutes, and refuse when `budget_execution_minutes` is
+exceeded (`providers.sweep.estimates` does the arithmetic).
+
+A cell "will run" unless the project holds a pipeline with its content tag that did not fail (what
+`TrainingPipeline.create` would adopt, or what the state already has). History is every pipeline of
+the project, deleted ones included (`?deleted=true` on the local backend; on Valohai unverified), so
+the pipelines replaced by earlier runs still count.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from providers.api.client import ValohaiClient
+from providers.api.errors import ValohaiError
+from providers.api.statuses import is_failed
+from providers.sweep import payloads
+from providers.sweep.config import Sweep
+from providers.sweep.estimates import Estimate, estimate_cell, history, over_budget
+from providers.sweep.identity import content_tag, resource_key
+
+
+def cells_to_run(pipelines: list[dict], sweep: Sweep, cell_keys: dict[str, str], sweep_key: str) -> list[str]:
+    live = {tag for p in pipelines if not is_failed(p.get("status")) for tag in p.get("tags") or []}
+    if sweep.mode == "single":
+        return [] if content_tag(sweep_key) in live else [c.name for c in sweep.cells]
+    return [c.name for c in sweep.cells if content_tag(cell_keys[c.name]) not in live]
+
+
+NODE_STEPS = {payloads.PREPROCESS_NODE: "preprocess-dataset", payloads.TRAIN_NODE: "train"}
+
+
+def check(
+    api: ValohaiClient, project: str, stack: str, sweep: Sweep, cells_identity: dict, sweep_identity: dict
+) -> dict[str, Estimate]:
+    """Print the estimates; raise `pulumi.RunError` over budget (call it before any resource is declared).
+
+    `cells_identity` and `sweep_identity` are `stacks.program.StackKeys.cells` and `.sweep`."""
+    try:
+        project_id = api.resolve_project(project)["id"]
+        current = api.list_pipelines(project_id)
+        past = current + api.list_pipelines(project_id, deleted="true")
+    except ValohaiError as exc:
+        if sweep.budget_execution_minutes is not None:
+            raise pulumi.RunError(
+                f"cannot check budget_execution_minutes: the pipeline history is unavailable ({exc})"
+            ) from None
+        pulumi.log.warn(f"estimate: unavailable ({exc})")
+        return {}
+    cell_keys = {c.name: resource_key("cell", stack, cells_identity[c.name]) for c in sweep.cells}
+    sweep_key = resource_key("sweep", stack, sweep_identity)
+    runs = history(past)
+    estimates: dict[str, Estimate] = {}
+    for cell in sweep.cells:
+        if cell.name not in cells_to_run(current, sweep, cell_keys, sweep_key):
+            continue
+        parameters = payloads.cell_parameters(cell, sweep)
+        nodes = {node: (step, cells_identity[cell.name][node], parameters[node]) for node, step in NODE_STEPS.items()}
+        estimates[cell.name] = estimate_cell(runs, nodes)
+    for name, estimate in estimates.items():
+        shown = (
+            f"unknown ({estimate.basis})"
+            if estimate.minutes is None
+            else f"{estimate.minutes:.2f} min ({estimate.basis})"
+        )
+        pulumi.log.info(f"estimate: {name}: {shown}")
+    total = sum(e.minutes or 0.0 for e in estimates.values())
+    unknown = sum(1 for e in estimates.values() if e.minutes is None)
+    pulumi.log.info(
+        f"estimate: {len(estimates)} cell(s) to run, {total:.1f} execution-minutes"
+        + (f" ({unknown} unknown, not counted)" if unknown else "")
+    )
+    if sweep.budget_execution_minutes is not None:
+        refusal = over_budget(estimates, sweep.budget_execution_minutes)
+        if refusal:
+            raise pulumi.RunError(refusal)
+    return estimates
