@@ -34,7 +34,6 @@ from providers.resources.prediction import Prediction
 from providers.resources.training_results import TrainingResults
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep, SweepConfigError, parse_sweep
-from providers.sweep.estimates import node_tags
 from providers.sweep.identity import node_identity, node_key, resource_key
 from providers.sweep.reuse import tag_nodes, with_mimics
 from providers.sweep.step_files import StepFilesError, step_files
@@ -276,7 +275,7 @@ def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
             cell=cell,
             sweep=ctx.sweep,
             data={"images": args[1], "labels": args[2]},
-            tags=[*ctx.tags, *node_tags(ctx.keys.cells[cell.name])],
+            tags=ctx.tags,
         )
     )
 

@@ -10,8 +10,12 @@ valohai_yaml/schema_data.py: "the execution is considered unchanged when the ste
 (inputs, command, commit hash, parameters, step's configuration)"). That the API body spells it
 `reuse_executions` is unverified (the converter does not emit it); both spellings are accepted here.
 
-The local backend: a mimic's source must be a node of a pipeline of the same project, not deleted, whose
-node and execution both ended `complete`; anything else is a 400 naming the node and the source. Reuse by
+The local backend: a mimic's source must be a node of a pipeline of the same project whose node and
+execution both ended `complete` and whose execution is not deleted; anything else is a 400 naming the node
+and the source. The source's pipeline may be deleted: deleting a pipeline keeps its executions and their
+outputs (see local_valohai/routers/pipelines.py), and a replaced pipeline that was still running is deleted
+(stopped) before its replacement, whose mimic nodes point at the nodes it had already finished. Whether
+real Valohai accepts a source in a deleted pipeline is unverified. Reuse by
 match compares the commit, step, image, command, parameters (defaults included) and the sha256 of every
 input file with the project's completed executions.
 """
@@ -38,7 +42,7 @@ def mimic_source(store: Store, project_id: str, name: str, node: dict[str, Any])
         )
     source = db.nodes.get(store, source_id)
     pipeline = db.pipelines.get(store, source["pipeline_id"]) if source else None
-    if source is None or pipeline is None or pipeline["project_id"] != project_id or pipeline["deleted"]:
+    if source is None or pipeline is None or pipeline["project_id"] != project_id:
         raise bad_request("nodes", f"Node {name!r}: mimic source node {source_id!r} not found in this project")
     execution = db.executions.get(store, source["execution_id"]) if source["execution_id"] else None
     if execution is None or execution["deleted"]:

@@ -92,10 +92,12 @@ class ValohaiProvider(ResourceProvider):
         known after an upstream resource is made, the key never does, so the plan equals what `up` does.
         Every change prints one line `<name>: <op>: <reason>` (`providers.sweep.explain`).
 
-        Providers with `stop_before_replace` ask for `delete_before_replace`: the engine then deletes the
-        old object (our `delete` stops what still runs) before it creates the replacement, instead of
-        after the whole update. Safe here because nothing is lost that a re-run would need: a dataset's
-        delete keeps its data, a pipeline's and an execution's records stay on the server.
+        Providers with `stop_before_replace` ask for `delete_before_replace` when the old object still
+        runs: the engine then deletes it (our `delete` stops it) before it creates the replacement,
+        instead of after the whole update. Safe because nothing is lost that a re-run would need: a
+        dataset's delete keeps its data, a pipeline's and an execution's records stay on the server, and
+        the replacement's mimic nodes may point at the nodes it finished. A finished old object is
+        replaced in the default order (create, then delete), so it stays alive while the new one reuses it.
         """
         from providers.sweep.explain import reason_line, reasons
 
@@ -115,10 +117,10 @@ class ValohaiProvider(ResourceProvider):
             replaces.append(status_reason)
             why.append(self.problem_reason(olds, status_reason))
         label = self.label(news if news.get("label") else olds, _id)
-        stop_first = bool(replaces) and self.stop_before_replace
+        stop_first = bool(replaces) and self.stop_before_replace and not is_terminal(olds.get("status"))
         if replaces:
             line = reason_line(label, op, why)
-            if stop_first and not is_terminal(olds.get("status")):
+            if stop_first:
                 line += " (stopped before its replacement starts)"
             progress(line)
         elif updates:

@@ -2,8 +2,8 @@
 
 A cell is its preprocess and train nodes. Each node's expected duration is, in order:
 1. the median duration of completed executions of the same step and the same node content key
-   (`providers.sweep.identity.node_key`; parallel-mode pipelines carry `node_tags` since this module
-   exists, so a re-run in any stack of the same work is recognised);
+   (the `vpac-node:` tag each node's execution carries, `providers.sweep.identity.node_tag`, so a
+   re-run in any stack or mode of the same work is recognised);
 2. else, from completed executions of the same step whose parameters equal the node's except
    `epochs`, scaled by epochs: a straight line (fixed start-up cost plus a cost per epoch) fitted
    through them when they cover two or more epochs values, else in proportion;
@@ -21,23 +21,12 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from providers.sweep.identity import node_key
-
-NODE_TAG_PREFIX = "vpac-node:"
-NODE_TAG_KEY_LENGTH = 24
-
-
-def node_tags(identities: Mapping[str, dict[str, Any]]) -> list[str]:
-    """Pipeline tags naming each node's content key: `vpac-node:<node>:<key prefix>`."""
-    return [
-        f"{NODE_TAG_PREFIX}{name}:{node_key(identity)[:NODE_TAG_KEY_LENGTH]}"
-        for name, identity in sorted(identities.items())
-    ]
+from providers.sweep.identity import node_key, node_tag, node_tag_of
 
 
 @dataclass(frozen=True)
 class Run:
-    """One completed execution: its step, node key (None when its pipeline carries none), parameters."""
+    """One completed execution: its step, node tag (None when it carries none), parameters, minutes."""
 
     step: str
     key: str | None
@@ -46,14 +35,9 @@ class Run:
 
 
 def history(pipelines: Iterable[Mapping[str, Any]]) -> list[Run]:
-    """Every completed node execution of these pipelines, with its node key from the pipeline's tags."""
+    """Every completed node execution of these pipelines, with the node tag its execution carries."""
     runs = []
     for pipeline in pipelines:
-        keys = {}
-        for tag in pipeline.get("tags") or []:
-            if isinstance(tag, str) and tag.startswith(NODE_TAG_PREFIX):
-                name, _, key = tag[len(NODE_TAG_PREFIX) :].rpartition(":")
-                keys[name] = key
         for node in pipeline.get("nodes") or []:
             execution = node.get("execution") or {}
             duration = execution.get("duration")
@@ -62,7 +46,7 @@ def history(pipelines: Iterable[Mapping[str, Any]]) -> list[Run]:
             runs.append(
                 Run(
                     step=str(execution.get("step")),
-                    key=keys.get(node.get("name")),
+                    key=node_tag_of(execution.get("tags")),
                     parameters=execution.get("parameters") or {},
                     minutes=duration / 60,
                 )
@@ -85,7 +69,7 @@ class Estimate:
 
 
 def estimate_node(runs: list[Run], step: str, identity: dict[str, Any], parameters: Mapping[str, Any]) -> Estimate:
-    key = node_key(identity)[:NODE_TAG_KEY_LENGTH]
+    key = node_tag(node_key(identity))
     same_node = [r.minutes for r in runs if r.step == step and r.key == key]
     if same_node:
         return Estimate(median(same_node), f"median of {len(same_node)} runs of this node")

@@ -9,7 +9,9 @@ HarborDataset's its generate node's, the Prediction's its predict node's. The ad
 any key: it is what new work runs on, so a cell whose key is unchanged keeps its pipeline.
 
 The key rides along as a tag, so a create can find and adopt the object an earlier, killed or retried
-run already made (`providers.resources.adoption`). Changing any recipe here changes every key, so
+run already made (`providers.resources.adoption`); each node's execution carries its node key as a
+`vpac-node:` tag (`node_tag`), by which reuse (`providers.sweep.reuse`) and the estimates
+(`providers.sweep.estimates`) find earlier runs of the same node. Changing any recipe here changes every key, so
 existing objects are no longer recognised: treat the functions as a stored format. Pure: standard
 library only.
 """
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 TAG_PREFIX = "vpac:"
+NODE_TAG_PREFIX = "vpac-node:"  # on each node's execution: `vpac-node:<node key prefix>`
 TAG_KEY_LENGTH = 24  # hex digits of the key in the tag: short enough to read, long enough never to collide
 
 
@@ -37,6 +41,21 @@ def content_key(*parts: Any) -> str:
 def content_tag(key: str) -> str:
     """The tag a remote object carries so a later create can find it by its key."""
     return f"{TAG_PREFIX}{key[:TAG_KEY_LENGTH]}"
+
+
+def node_tag(key: str) -> str:
+    """The tag a node's execution carries, so later pipelines (reuse) and estimates find it by its key."""
+    return f"{NODE_TAG_PREFIX}{key[:TAG_KEY_LENGTH]}"
+
+
+def node_tags(identity: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Node name -> its node tag, for a resource's `identity` ({node name: node_identity})."""
+    return {name: node_tag(node_key(dict(ident))) for name, ident in identity.items()}
+
+
+def node_tag_of(tags: Iterable[Any] | None) -> str | None:
+    """The node tag among an execution's tags, if it carries one."""
+    return next((t for t in tags or () if isinstance(t, str) and t.startswith(NODE_TAG_PREFIX)), None)
 
 
 def node_identity(

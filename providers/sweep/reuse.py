@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.api.statuses import COMPLETE
-from providers.sweep.identity import TAG_KEY_LENGTH, node_key
-
-NODE_TAG_PREFIX = "vpac-node:"
+from providers.sweep.identity import NODE_TAG_PREFIX, node_tags
 
 
 @dataclass(frozen=True)
@@ -35,16 +33,6 @@ class Source:
     pipeline_counter: int | None
     execution_id: str
     execution_counter: int | None
-
-
-def node_tag(key: str) -> str:
-    """The tag an execution carries so that a later pipeline can find it by its node's content key."""
-    return f"{NODE_TAG_PREFIX}{key[:TAG_KEY_LENGTH]}"
-
-
-def node_tags(identity: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Node name -> its tag, for a resource's `identity` ({node name: node_identity})."""
-    return {name: node_tag(node_key(dict(ident))) for name, ident in identity.items()}
 
 
 def tag_nodes(payload: Mapping[str, Any], identity: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

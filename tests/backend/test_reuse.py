@@ -141,3 +141,15 @@ def test_vh_pipeline_run_reuse_and_listings(api, server, tmp_path_factory):
     assert listing.count("produce-consume") == 2 and "complete" in listing
     executions = vh("execution", "list")
     assert executions.count("produce") == 1 and executions.count("consume") == 2  # 3 executions, not 4
+
+
+def test_a_complete_node_of_a_deleted_pipeline_can_still_be_reused(api, project):
+    """A replaced pipeline that still ran is deleted before its replacement, which reuses its finished nodes."""
+    first = finished_produce_consume(api, project)
+    assert api.delete(first["url"]).status_code in (200, 204)
+    source = next(n for n in first["nodes"] if n["name"] == "produce")
+    payload = converted_payload(project)
+    payload["nodes"][0] = {"type": "mimic", "name": "produce", "source": source["id"]}
+    created = api.ok(api.post("pipelines/", json=payload), 201)
+    assert next(n for n in created["nodes"] if n["name"] == "produce")["execution"]["id"] == source["execution"]["id"]
+    assert api.wait(created["url"])["status"] == "complete"

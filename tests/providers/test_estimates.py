@@ -10,11 +10,10 @@ from providers.sweep.estimates import (
     estimate_cell,
     estimate_node,
     history,
-    node_tags,
     over_budget,
     scale_by_epochs,
 )
-from providers.sweep.identity import content_tag
+from providers.sweep.identity import content_tag, node_tags
 from stacks.estimates import cells_to_run
 
 TRAIN = {"step": {"sha256": "t"}, "parameters": {"epochs": 2}}
@@ -22,9 +21,9 @@ PRE = {"step": {"sha256": "p"}, "parameters": {}}
 
 
 def pipeline(tags, train_params, train_seconds, status="complete", pre_seconds=30):
-    return {
+    """A listed pipeline whose node executions carry the node tags in `tags` ({node name: tag})."""
+    listed = {
         "status": status,
-        "tags": tags,
         "nodes": [
             {
                 "name": "preprocess",
@@ -41,11 +40,15 @@ def pipeline(tags, train_params, train_seconds, status="complete", pre_seconds=3
             },
         ],
     }
+    for node in listed["nodes"]:
+        if node["name"] in tags:
+            node["execution"]["tags"] = ["stack:s", tags[node["name"]]]
+    return listed
 
 
 def test_history_reads_node_keys_from_tags_and_skips_unfinished():
     tags = node_tags({"preprocess": PRE, "train": TRAIN})
-    runs = history([pipeline(tags, {"epochs": 2}, 120), pipeline([], {"epochs": 2}, 60, status="error")])
+    runs = history([pipeline(tags, {"epochs": 2}, 120), pipeline({}, {"epochs": 2}, 60, status="error")])
     assert [(r.step, r.minutes) for r in runs] == [
         ("preprocess-dataset", 0.5),
         ("train", 2.0),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from providers.sweep.config import SweepConfigError, parse_sweep
-from providers.sweep.identity import node_key
+from providers.sweep.identity import node_key, node_tag
 from providers.sweep.reuse import (
     completed_sources,
-    node_tag,
     plan_lines,
     plan_reuse,
     summary_line,

@@ -121,6 +121,14 @@ def test_replaced_objects_are_stopped_before_the_replacement(provider, expected,
     assert "stopped before its replacement starts" in capsys.readouterr().out
 
 
+def test_a_finished_replaced_pipeline_is_kept_until_its_replacement_exists(capsys):
+    """A complete old pipeline is deleted after its replacement, whose mimic nodes may point into it."""
+    olds = {"host": "h", "key": "old", "label": "harbor_A/epochs-1", "status": "complete", "identity": identity(0.1)}
+    result = PipelineProvider().diff("id", olds, {**olds, "key": "new", "identity": identity(0.2)})
+    assert result.replaces and result.delete_before_replace is False
+    assert "stopped before" not in capsys.readouterr().out
+
+
 def test_unchanged_or_results_are_not_deleted_first(capsys):
     olds = {"host": "h", "key": "k", "label": "c", "status": "complete", "identity": identity(0.1)}
     assert PipelineProvider().diff("id", olds, dict(olds)).delete_before_replace is False
