@@ -15,11 +15,11 @@ from pulumi.dynamic import ReadResult
 from providers.api.client import ValohaiClient
 from providers.api.credentials import client
 from providers.api.errors import ValohaiNotFound, ValohaiTransient
-from providers.api.statuses import DONE
+from providers.api.statuses import DONE, is_terminal
 from providers.api.waiting import WaitCancelled, WaitTimeout, summarize, wait_for
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
 from providers.resources.base import input_view, progress
-from providers.resources.run_control import ended_early, wait_seconds
+from providers.resources.run_control import ended_early, settle, wait_seconds
 
 
 def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], tag: str) -> dict:
@@ -99,3 +99,18 @@ def read_execution_backed(id_: str, props: dict, input_keys: tuple[str, ...]) ->
         return ReadResult("", {})
     outs = {**props, "status": execution["status"]}
     return ReadResult(id_, outs, inputs=input_view(outs, input_keys))
+
+
+def stop_running_execution(api: ValohaiClient, execution_id: str, what: str) -> None:
+    """Stop an execution that still runs and wait until it has ended (a replaced or destroyed one);
+    a finished or missing one is left as it is: it is a record."""
+
+    def status() -> Any:
+        return api.get_execution(execution_id, exclude="outputs,metadata,events")["status"]
+
+    try:
+        if not is_terminal(status()):
+            retry_transient(lambda: api.stop_execution(execution_id), what=f"stopping execution {execution_id}")
+            settle(status, what)
+    except ValohaiNotFound:
+        pass

@@ -18,6 +18,7 @@ from providers.resources.base import ValohaiProvider, input_view, integral_numbe
 from providers.resources.executions import (
     outputs_by_name,
     read_execution_backed,
+    stop_running_execution,
     submit_or_adopt_execution,
     wait_for_execution,
 )
@@ -95,7 +96,9 @@ class HarborDatasetProvider(ValohaiProvider):
         return read_execution_backed(id_, props, self.INPUTS)
 
     def delete(self, id_: str, props: dict) -> None:
-        """Keep the data: other stacks may share it, and executions are the audit trail."""
+        """Keep the data: other stacks may share it, and executions are the audit trail. A generation
+        that still runs (a replaced or destroyed dataset) is stopped first."""
+        stop_running_execution(client(props["host"]), id_, f"data/{props.get('harbor') or id_}")
 
 
 class HarborDataset(Resource, module="valohai", name="HarborDataset"):

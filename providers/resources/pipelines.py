@@ -24,10 +24,17 @@ from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_terminal
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
+from providers.resources.run_control import settle
 from providers.sweep.identity import TAG_PREFIX, content_tag
 
 RELEASED_TAG = "released"
 REFUSED_DELETE = (403, 405)  # what an API that offers no pipeline deletion answers
+
+
+def statuses_of(pipeline: dict) -> list[Any]:
+    """The pipeline's status and its nodes' executions' statuses: stopped means all of them ended."""
+    executions = [n.get("execution") for n in pipeline.get("nodes") or []]
+    return [pipeline.get("status"), *(e.get("status") for e in executions if isinstance(e, dict))]
 
 
 def release(api: Any, pipeline_id: str, label: str, refused: int) -> str:
@@ -143,6 +150,7 @@ class PipelineProvider(ValohaiProvider):
         try:
             if not is_terminal(props.get("status")):
                 retry_transient(lambda: api.stop_pipeline(id_), what=f"stopping pipeline {id_}")
+                settle(lambda: statuses_of(api.get_pipeline(id_)), f"pipeline {props.get('label') or id_}")
             api.delete_pipeline(id_)
         except ValohaiNotFound:
             pass  # already gone: the goal of delete

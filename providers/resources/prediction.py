@@ -21,11 +21,13 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource
 
 from providers.api.client import ValohaiClient
 from providers.api.credentials import client
-from providers.api.errors import ValohaiNotFound
-from providers.api.statuses import is_terminal
-from providers.resources.adoption import retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
-from providers.resources.executions import read_execution_backed, submit_or_adopt_execution, wait_for_execution
+from providers.resources.executions import (
+    read_execution_backed,
+    stop_running_execution,
+    submit_or_adopt_execution,
+    wait_for_execution,
+)
 from providers.sweep.identity import content_key, content_tag
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
@@ -126,12 +128,7 @@ class PredictionProvider(ValohaiProvider):
 
     def delete(self, id_: str, props: dict) -> None:
         """A finished prediction is a record; a running one is stopped."""
-        api = client(props["host"])
-        try:
-            if not is_terminal(api.get_execution(id_, exclude="outputs,metadata,events")["status"]):
-                retry_transient(lambda: api.stop_execution(id_), what=f"stopping execution {id_}")
-        except ValohaiNotFound:
-            pass
+        stop_running_execution(client(props["host"]), id_, "the prediction")
 
 
 class Prediction(Resource, module="valohai", name="Prediction"):

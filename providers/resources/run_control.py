@@ -18,9 +18,34 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from providers.api import waiting  # `waiting.clock`, which tests replace, so replays never sleep
+from providers.api.statuses import is_terminal
 from providers.api.waiting import WaitCancelled, WaitTimeout
 
 POLICIES = ("leave", "stop")
+SETTLE_SECONDS = 60.0  # how long a delete waits for a stopped object's processes to end
+
+
+def settle(status: Callable[[], Any], what: str, *, timeout: float = SETTLE_SECONDS) -> bool:
+    """Wait until a stopped object is terminal: a stop is a request, and the old work's process ends
+    later (status `stopping`), so a replacement started at once would run beside it and both would be
+    paid for. `status()` returns the object's status, or a list of statuses that must all be terminal
+    (a pipeline and its nodes' executions). False, with a line saying so, when it did not end in time.
+    """
+    deadline = waiting.clock.monotonic() + timeout
+    pause = 0.1
+    while True:
+        current = status()
+        statuses = current if isinstance(current, list) else [current]
+        if all(is_terminal(s) for s in statuses):
+            return True
+        if waiting.clock.monotonic() >= deadline:
+            from providers.resources.base import progress
+
+            progress(f"{what}: still stopping after {timeout:.0f} s; going on (it ends on its own)")
+            return False
+        waiting.clock.sleep(pause)
+        pause = min(pause * 1.5, 2.0)
 
 
 def run_control(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from providers.api import cancellation, waiting
 from providers.resources.harbor_dataset import HarborDatasetProvider
 from providers.resources.pipelines import PipelineProvider
 from providers.resources.prediction import PredictionProvider
-from providers.resources.run_control import ended_early, wait_seconds
+from providers.resources.run_control import ended_early, settle, wait_seconds
 from providers.resources.training_results import TrainingResultsProvider
 from providers.sweep.config import SweepConfigError, parse_sweep
 
@@ -271,3 +271,18 @@ def test_unknown_missing_cells_replan_only_a_partial_prediction(capsys):
     assert PredictionProvider().diff("id", partial, {**partial, "missing_cells": rpc.UNKNOWN}).replaces == [
         "missing_cells"
     ]
+
+
+def test_a_stopped_object_is_waited_for_until_it_has_ended(monkeypatch, capsys):
+    """Stop is a request: the replacement starts only once the old work's processes have ended."""
+    from conftest import FakeClock
+
+    clock = FakeClock()
+    monkeypatch.setattr(waiting, "clock", clock)
+    answers = iter([["stopping", "started"], ["stopping", "stopped"], ["stopped", "stopped"]])
+    assert settle(lambda: next(answers), "pipeline c") is True
+    assert len(clock.sleeps) == 2
+
+    assert settle(lambda: "stopping", "pipeline d", timeout=5) is False
+    assert clock.now >= 5
+    assert "pipeline d: still stopping after 5 s" in capsys.readouterr().out
