@@ -1,4 +1,4 @@
-"""Helpers shared by every test folder: the project root and running the real pulumi CLI."""
+"""Helpers shared by every test folder: the project root, running the real pulumi CLI, a fake clock."""
 
 from __future__ import annotations
 
@@ -23,3 +23,19 @@ def run_pulumi(
             f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}"
         )
     return result
+
+
+class FakeClock:
+    """A clock for `providers.api.waiting.clock`: time moves only when the code under test sleeps, and
+    nothing really sleeps (replayed waits, settle loops)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

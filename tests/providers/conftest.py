@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import vcr as vcrpy
+from support import FakeClock
 
 from providers.api import credentials, waiting
 
@@ -290,21 +291,6 @@ def vh_host(live_backend: Any) -> str:
 @pytest.fixture
 def vh_token(live_backend: Any) -> str:
     return live_backend.token if live_backend else REPLAY_TOKEN
-
-
-class FakeClock:
-    """Replay's clock: time moves only when the wait loop sleeps, and nothing really sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class CountingClock(waiting.RealClock):

@@ -17,6 +17,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from slow_provider import SlowProvider
+from support import FakeClock
 
 from providers.api import cancellation, waiting
 from providers.resources.harbor_dataset import HarborDatasetProvider
@@ -275,8 +276,6 @@ def test_unknown_missing_cells_replan_only_a_partial_prediction(capsys):
 
 def test_a_stopped_object_is_waited_for_until_it_has_ended(monkeypatch, capsys):
     """Stop is a request: the replacement starts only once the old work's processes have ended."""
-    from conftest import FakeClock
-
     clock = FakeClock()
     monkeypatch.setattr(waiting, "clock", clock)
     answers = iter([["stopping", "started"], ["stopping", "stopped"], ["stopped", "stopped"]])

@@ -1,21 +1,9 @@
 """The wait loop: capped backoff, progress on change, deadline with names, no real sleep."""
 
 import pytest
+from support import FakeClock
 
 from providers.api import waiting
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def monotonic(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
