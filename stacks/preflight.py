@@ -256,8 +256,8 @@ def step_secrets(
     if plain:
         raise pulumi.RunError(
             f"{config.name}:{SECRETS_KEY} holds {', '.join(plain)} in plain text in the stack's settings file: "
-            f"remove it (`pulumi config rm --path '{SECRETS_KEY}.<NAME>'`) and set it again with "
-            f"`pulumi config set --secret --path '{SECRETS_KEY}.<NAME>' <value>`"
+            f"remove it (`pulumi config rm --path '{SECRETS_KEY}.{plain[0]}'`) and set it again with "
+            f"`pulumi config set --secret --path '{SECRETS_KEY}.{plain[0]}' <value>`"
         )
     try:
         values = parse_secret_values(raw, steps)
