@@ -11,13 +11,24 @@ nothing is created:
 - `check_project`: the token is accepted and `valohai:project` names exactly one project it can see (a
   missing one lists the projects it can see; an ambiguous name lists the `owner/name` candidates).
 
-`run` does all four, in that order; `stacks/program.py` calls it from `read_connection`.
+`run` does all four, in that order; `stacks/program.py` calls it from `read_connection`. Once the sweep
+config is parsed, `check_steps` (called from `stacks/program.py`'s `declare_shared`) does the checks that
+need it:
+
+- `check_environments`: every `steps.<step>.environment` names an environment the host offers (one
+  `GET environments/` per program run, the route and fields `vh environments` uses: valohai-cli 0.37,
+  valohai_cli/commands/environments.py, `results` with `slug`, `name`, `id`); an unknown one lists the
+  known slugs;
+- `step_secrets`: the values of the steps' `secret_environment_variables`, from the secret config
+  `secrets` (stored encrypted, one string per name), as Pulumi secrets (providers/sweep/step_settings.py).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +40,14 @@ import yaml
 from providers.api.client import ValohaiClient, has_credentials, never_connected, redact_url
 from providers.api.credentials import TOKEN_ENV
 from providers.api.errors import ValohaiAuthError, ValohaiError, ValohaiUnreachable
+from providers.sweep.step_settings import (
+    SECRETS_KEY,
+    StepSettingsError,
+    add_secrets,
+    parse_secret_values,
+    payload_steps,
+    secret_names,
+)
 from toolchain.environment import DEFAULT_PASSPHRASE, PASSPHRASE_ENV, is_public_passphrase, passphrase_in_effect
 
 TOKEN_KEY = "valohai:token"
@@ -147,3 +166,110 @@ def run(host: str, project: str, valohai: pulumi.Config) -> None:
     except ValueError as exc:
         raise pulumi.RunError(str(exc)) from None
     check_project(api, project)
+
+
+# --- per-step settings: environments and secret values ------------------------------------------------
+
+_ENVIRONMENTS: dict[str, list[dict]] = {}  # host -> its environments, listed once per program run
+
+
+def environments(api: ValohaiClient) -> list[dict]:
+    """The environments the host offers (`GET environments/`), cached for the rest of the program run."""
+    if api.host not in _ENVIRONMENTS:
+        _ENVIRONMENTS[api.host] = list(api.paginate("environments/"))
+    return _ENVIRONMENTS[api.host]
+
+
+def check_environments(api: ValohaiClient, steps: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse a `steps.<step>.environment` the host does not offer, listing the ones it does. Listing
+    failures (other than a refused token) only warn: the host still checks the slug at creation."""
+    wanted = {step: str(s["environment"]) for step, s in steps.items() if s.get("environment")}
+    if not wanted:
+        return
+    try:
+        offered = environments(api)
+    except ValohaiAuthError as exc:
+        raise pulumi.RunError(f"the Valohai API at {api.host} refused the token: {exc}") from None
+    except ValohaiError as exc:
+        pulumi.log.warn(f"could not list the environments at {api.host} ({exc}); the slugs are checked on creation")
+        return
+    known = {str(env.get(k)) for env in offered for k in ("slug", "id") if env.get(k)}
+    unknown = {step: slug for step, slug in sorted(wanted.items()) if slug not in known}
+    if unknown:
+        slugs = ", ".join(sorted(str(env.get("slug")) for env in offered if env.get("slug"))) or "none"
+        step, slug = next(iter(unknown.items()))
+        raise pulumi.RunError(
+            f"steps.{step}.environment: {slug!r} is not an environment of {api.host}; known: {slugs} "
+            f"(`vh environments` lists them): run `pulumi config set --path 'steps.{step}.environment' <slug>`"
+        )
+
+
+@dataclass(frozen=True)
+class StepSecrets:
+    """The steps' secret variables: {step: {NAME: value}}. Its repr shows names only."""
+
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return f"StepSecrets({ {step: sorted(v) for step, v in self.values.items()} })"
+
+    def added_to(self, payload: pulumi.Output) -> pulumi.Output:
+        """The payload with its steps' secret variables in (`add_secrets`), then a Pulumi secret, so it is
+        encrypted in state and shown as [secret]; a payload whose steps have none is left as it is."""
+
+        def add(value: Any) -> Any:
+            if not isinstance(value, dict) or not payload_steps(value) & set(self.values):
+                return value
+            return pulumi.Output.secret(add_secrets(copy.deepcopy(value), self.values))
+
+        return payload.apply(add)
+
+    def for_step(self, step: str) -> pulumi.Output[dict] | None:
+        """One step's {NAME: value} as a Pulumi secret, or None when the step has none."""
+        return pulumi.Output.secret(dict(self.values[step])) if step in self.values else None
+
+
+def plain_secret_names(settings: Mapping[str, Any] | None) -> list[str]:
+    """Names under `<project>:secrets` in the stack's settings file that are stored in plain text."""
+    config = (settings or {}).get("config") or {}
+    if not isinstance(config, Mapping):
+        return []
+    plain: list[str] = []
+    for key, value in config.items():
+        if str(key).split(":")[-1] != SECRETS_KEY or (isinstance(value, Mapping) and "secure" in value):
+            continue
+        if isinstance(value, Mapping):
+            plain += [str(n) for n, v in value.items() if not (isinstance(v, Mapping) and "secure" in v)]
+        else:
+            plain.append("(the whole value)")
+    return plain
+
+
+def step_secrets(
+    config: pulumi.Config, steps: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any] | None
+) -> StepSecrets:
+    """The values the steps' `secret_environment_variables` name, checked: stored encrypted (never in plain
+    text in the stack's settings file), a string each, one for every name (messages never show a value)."""
+    names = secret_names(steps)
+    raw = config.get_object(SECRETS_KEY) if names or config.get(SECRETS_KEY) is not None else None
+    plain = plain_secret_names(settings)
+    if plain:
+        raise pulumi.RunError(
+            f"{config.name}:{SECRETS_KEY} holds {', '.join(plain)} in plain text in the stack's settings file: "
+            f"remove it (`pulumi config rm --path '{SECRETS_KEY}.{plain[0]}'`) and set it again with "
+            f"`pulumi config set --secret --path '{SECRETS_KEY}.{plain[0]}' <value>`"
+        )
+    try:
+        values = parse_secret_values(raw, steps)
+    except StepSettingsError as exc:
+        raise pulumi.RunError(f"invalid stack config: {exc}") from None
+    return StepSecrets({step: {n: values[n] for n in step_names} for step, step_names in names.items()})
+
+
+def check_steps(api: ValohaiClient, config: pulumi.Config, steps: Mapping[str, Mapping[str, Any]]) -> StepSecrets:
+    """`check_environments` and `step_secrets`, once per program run, before any resource is declared."""
+    secrets = step_secrets(
+        config, steps, stack_settings(Path(pulumi.get_root_directory() or os.getcwd()), pulumi.get_stack())
+    )
+    check_environments(api, steps)
+    return secrets

@@ -3,7 +3,8 @@
 Config (project namespace `valohai-sweep`, see stacks/Pulumi.local.yaml):
 `harbors`, `epochs`, `mode` (parallel|single), `training` {learning_rate, batch_size, validation_split},
 `data` {image_size, images_per_class, test_images_per_harbor, seed}, `wait_timeout_minutes`, `report_dir`
-(default reports/<stack>), `steps` {<step>: {environment, image, time_limit, priority, environment_variables}};
+(default reports/<stack>), `steps` {<step>: {environment, image, time_limit, priority, environment_variables,
+secret_environment_variables}}, `secrets` {NAME: value} (secret config; stacks/preflight.py `step_secrets`);
 `valohai:host`, `valohai:project` (name or id), `valohai:token` (secret; `VALOHAI_API_TOKEN` fallback).
 
 Every config problem, a missing token and an unreachable host stop the program with one message before
@@ -76,6 +77,7 @@ class StackContext:
     keys: StackKeys
     reuse: ReusePlanner
     run_control: dict[str, Any]
+    secrets: preflight.StepSecrets  # the steps' secret variables (Pulumi secrets; their names are in `sweep`)
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ def declare_shared(root: Path) -> StackContext:
     sweep = read_sweep(config)
     host, project = read_connection(pulumi.Config("valohai"))
     yaml_config, commit = read_project_files(root)
+    secrets = preflight.check_steps(valohai_client(host), config, sweep.steps)
 
     planner = ReusePlanner.load(host, project, stack, pulumi.Config("valohai"), sweep.reuse)
     keys = compute_keys(root, yaml_config, sweep)
@@ -222,6 +225,7 @@ def declare_shared(root: Path) -> StackContext:
             key=resource_key("harbor-data", stack, keys.datasets[h]),
             identity=keys.datasets[h],
             settings=sweep.step_settings(payloads.GENERATE_STEP),
+            secret_environment=secrets.for_step(payloads.GENERATE_STEP),
             run_control=run_control,
         )
         for h in sweep.harbors
@@ -247,6 +251,7 @@ def declare_shared(root: Path) -> StackContext:
         keys=keys,
         reuse=planner,
         run_control=run_control,
+        secrets=secrets,
     )
 
 
@@ -267,7 +272,7 @@ def reusing(ctx: StackContext, payload: pulumi.Output, key: str, identity: dict,
 def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
     """One cell's pipeline payload, once the project and the harbor's data are known."""
     dataset = ctx.datasets[cell.harbor]
-    return pulumi.Output.all(ctx.code.project_id, dataset.images, dataset.labels).apply(
+    payload = pulumi.Output.all(ctx.code.project_id, dataset.images, dataset.labels).apply(
         lambda args: payloads.training_pipeline(
             ctx.yaml_config,
             commit=ctx.commit,
@@ -278,11 +283,12 @@ def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
             tags=ctx.tags,
         )
     )
+    return ctx.secrets.added_to(payload)
 
 
 def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Output:
     """The predict-models execution's payload, once every cell's training is done."""
-    return pulumi.Output.all(
+    payload = pulumi.Output.all(
         ctx.code.project_id,
         results.training_execution_ids,
         results.model_uris,
@@ -301,6 +307,7 @@ def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Ou
             settings=ctx.sweep.step_settings(payloads.PREDICT_STEP),
         )
     )
+    return ctx.secrets.added_to(payload)
 
 
 def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
@@ -368,6 +375,7 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
             title=title,
         )
     )
+    payload = ctx.secrets.added_to(payload)
     cell_of = {f"{n}-{c.slug}": c.name for c in ctx.sweep.cells for n in ctx.keys.cells[c.name]}
     cell_of[payloads.PREDICT_NODE] = "prediction"
     big = SweepPipeline(

@@ -4,6 +4,8 @@ tests/e2e/test_stack_config.py."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import threading
 
@@ -132,3 +134,125 @@ def test_host_probe_fails_fast_only_when_nothing_answers():
     finally:
         listener.close()
     assert accepted, "the probe never connected"
+
+
+# --- per-step settings: environments and secret values ------------------------------------------------
+
+
+class FakeApi:
+    """What `check_environments` asks of a client: its host and one paginated list."""
+
+    def __init__(self, host: str, environments: list[dict] | Exception):
+        self.host, self.environments, self.calls = host, environments, 0
+
+    def paginate(self, path: str):
+        assert path == "environments/"
+        self.calls += 1
+        if isinstance(self.environments, Exception):
+            raise self.environments
+        return iter(self.environments)
+
+
+OFFERED = [{"id": "0000-1", "slug": "aws-g4dn", "name": "GPU"}, {"id": "0000-2", "slug": "aws-cpu", "name": "CPU"}]
+
+
+def test_an_unknown_environment_fails_preview_listing_the_known_ones_and_lists_once_per_run():
+    api = FakeApi("http://envs-a", OFFERED)
+    preflight.check_environments(
+        api, {"train": {"environment": "aws-g4dn"}, "predict-models": {"environment": "0000-2"}}
+    )
+    preflight.check_environments(api, {"train": {"environment": "aws-cpu"}})
+    assert api.calls == 1  # cached for the rest of the program run
+    with pytest.raises(pulumi.RunError) as caught:
+        preflight.check_environments(api, {"train": {"environment": "aws-g4dm"}})
+    text = str(caught.value)
+    assert text.startswith("steps.train.environment: 'aws-g4dm' is not an environment of http://envs-a; known: ")
+    assert "known: aws-cpu, aws-g4dn (`vh environments` lists them)" in text and "\n" not in text
+    idle = FakeApi("http://envs-b", OFFERED)
+    preflight.check_environments(idle, {"train": {"image": "x"}})
+    assert idle.calls == 0  # no environment set: no request
+
+
+def test_a_failed_environment_list_warns_but_a_refused_token_stops(monkeypatch):
+    from providers.api.errors import ValohaiAuthError, ValohaiError
+
+    warned: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *a, **k: warned.append(message))
+    preflight.check_environments(FakeApi("http://envs-c", ValohaiError("HTTP 404")), {"train": {"environment": "x"}})
+    assert warned and "could not list the environments at http://envs-c" in warned[0]
+    with pytest.raises(pulumi.RunError, match="refused the token"):
+        preflight.check_environments(FakeApi("http://envs-d", ValohaiAuthError("401")), {"t": {"environment": "x"}})
+
+
+class FakeConfig:
+    """`pulumi.Config` as `step_secrets` reads it."""
+
+    name = "valohai-sweep"
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def get(self, key: str):
+        return None if key not in self.values else json.dumps(self.values[key])
+
+    def get_object(self, key: str):
+        return self.values.get(key)
+
+
+VALUE = "value-that-must-stay-secret"
+STEPS = {"train": {"secret_environment_variables": ["WANDB_API_KEY"]}}
+ENCRYPTED = {"config": {"valohai-sweep:secrets": {"WANDB_API_KEY": {"secure": "v1:abc"}}}}
+
+
+def test_step_secrets_are_read_per_step_and_never_shown():
+    secrets = preflight.step_secrets(FakeConfig({"secrets": {"WANDB_API_KEY": VALUE}}), STEPS, ENCRYPTED)
+    assert secrets.values == {"train": {"WANDB_API_KEY": VALUE}}
+    assert VALUE not in repr(secrets) and "WANDB_API_KEY" in repr(secrets)
+    assert preflight.step_secrets(FakeConfig({}), {}, None).values == {}
+
+
+@pytest.mark.parametrize(
+    ("values", "settings", "message"),
+    [
+        (
+            {"secrets": {"WANDB_API_KEY": VALUE}},
+            {"config": {"valohai-sweep:secrets": {"WANDB_API_KEY": VALUE}}},
+            "holds WANDB_API_KEY in plain text",
+        ),
+        ({"secrets": {"WANDB_API_KEY": 7}}, ENCRYPTED, "secrets.WANDB_API_KEY must be a string, got a int"),
+        ({"secrets": {}}, ENCRYPTED, "secrets has no value for WANDB_API_KEY (listed by steps.train)"),
+    ],
+)
+def test_bad_step_secrets_stop_preview_without_showing_a_value(values, settings, message):
+    with pytest.raises(pulumi.RunError) as caught:
+        preflight.step_secrets(FakeConfig(values), STEPS, settings)
+    assert message in str(caught.value) and VALUE not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_plain_secret_names_in_the_settings_file():
+    assert preflight.plain_secret_names(ENCRYPTED) == []
+    assert preflight.plain_secret_names({"config": {"valohai-sweep:secrets": {"secure": "v1:x"}}}) == []
+    mixed = {"config": {"valohai-sweep:secrets": {"A": {"secure": "v1:x"}, "B": "plain"}}}
+    assert preflight.plain_secret_names(mixed) == ["B"]
+    assert preflight.plain_secret_names(None) == []
+
+
+def _resolved(output: pulumi.Output) -> tuple[object, bool]:
+    async def both():
+        return await output.future(), await output.is_secret()
+
+    return asyncio.get_event_loop().run_until_complete(both())
+
+
+def test_a_payload_with_a_secret_becomes_a_pulumi_secret_and_others_stay_plain():
+    secrets = preflight.StepSecrets({"train": {"WANDB_API_KEY": VALUE}})
+    pipeline = {"nodes": [{"name": "train", "template": {"step": "train"}}]}
+    value, secret = _resolved(secrets.added_to(pulumi.Output.from_input(pipeline)))
+    assert secret and value["nodes"][0]["template"]["environment_variables"] == {
+        "WANDB_API_KEY": {"value": VALUE, "secret": True}
+    }
+    assert pipeline == {"nodes": [{"name": "train", "template": {"step": "train"}}]}  # the input is not changed
+    other = {"step": "predict-models", "project": "p"}
+    assert _resolved(secrets.added_to(pulumi.Output.from_input(other))) == (other, False)
+    assert secrets.for_step("predict-models") is None
+    assert _resolved(secrets.for_step("train")) == ({"WANDB_API_KEY": VALUE}, True)

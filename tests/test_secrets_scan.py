@@ -165,8 +165,70 @@ def test_secret_project_variable_in_no_answer_log_or_cassette(server):
     FOUND["secret variables"] = 0
 
 
+def _wait(session, url: str, deadline_seconds: float = 60) -> dict:
+    import time
+
+    deadline = time.monotonic() + deadline_seconds
+    while (done := session.get(url, timeout=10).json())["status"] not in ("complete", "error", "stopped"):
+        assert time.monotonic() < deadline, done["status"]
+        time.sleep(0.2)
+    return done
+
+
+def test_a_payloads_own_secret_variable_reaches_the_step_and_no_answer_or_log(server):
+    """The per-step secrets of stack config (providers/sweep/step_settings.py `add_secrets`) arrive as
+    `{"value", "secret": true}` in an execution payload or a node template: the step gets the value, no
+    answer (execution, lists, pipeline, events) nor the backend's log holds it."""
+    session = server.session()
+    api = server.api
+    project = session.post(f"{api}/projects/", json={"name": "payload-secrets-scan"}, timeout=10).json()
+    files = {"data": ("p.tgz", _package({"valohai.yaml": SECRET_PROJECT}), "application/gzip")}
+    commit = session.post(f"{api}/projects/{project['id']}/import-package/", files=files, timeout=10).json()
+    env = {"SCAN_SECRET": {"value": SECRET_VALUE, "secret": True}, "SHOWN": {"value": "plain", "secret": False}}
+    run = {"project": project["id"], "commit": commit["identifier"], "step": "uses-secret"}
+    created = session.post(f"{api}/executions/", json={**run, "environment_variables": env}, timeout=10)
+    assert created.status_code == 201, created.text
+    execution = _wait(session, f"{api}/executions/{created.json()['id']}/")
+    assert execution["status"] == "complete", "the step did not get the payload's secret"
+    assert (
+        execution["environment_variables"]["SHOWN"] == "plain"
+        and "SCAN_SECRET" not in execution["environment_variables"]
+    )
+    template = {**run, "environment_variables": env}
+    template.pop("project")
+    pipeline = {
+        "project": project["id"],
+        "title": "p",
+        "nodes": [{"name": "n", "type": "execution", "template": template}],
+        "edges": [],
+    }
+    made = session.post(f"{api}/pipelines/", json=pipeline, timeout=10)
+    assert made.status_code == 201, made.text
+    finished = _wait(session, f"{api}/pipelines/{made.json()['id']}/")
+    assert finished["status"] == "complete", "the node's step did not get the template's secret"
+    bad = session.post(
+        f"{api}/executions/", json={**run, "environment_variables": {"X": {"value": "v", "hidden": 1}}}, timeout=10
+    )
+    assert bad.status_code == 400 and "expected a value or {value, secret}" in bad.text
+    node_execution = finished["nodes"][0]["execution"]["id"]
+    answers = [
+        created.text,
+        made.text,
+        session.get(f"{api}/executions/{execution['id']}/", timeout=10).text,
+        session.get(f"{api}/executions/{node_execution}/", timeout=10).text,
+        session.get(f"{api}/executions/", params={"project": project["id"]}, timeout=10).text,
+        session.get(f"{api}/pipelines/{finished['id']}/", timeout=10).text,
+        session.get(f"{api}/pipelines/", params={"project": project["id"]}, timeout=10).text,
+        session.get(f"{api}/executions/{execution['id']}/events/", params={"limit": 0}, timeout=10).text,
+        session.get(f"{api}/executions/{node_execution}/events/", params={"limit": 0}, timeout=10).text,
+    ]
+    assert SECRET_VALUE not in "\n".join([*answers, server.log_path.read_text(errors="replace")])
+    FOUND["payload secrets"] = 0
+
+
 def test_zz_secrets_summary():
     print(
         f"\n[secrets] tokens found: cassettes={FOUND.get('cassettes', 'n/a')} messages/reprs={FOUND.get('messages', 'n/a')}"
         f" secret variable values in answers/logs/cassettes={FOUND.get('secret variables', 'n/a')}"
+        f" payload secrets in answers/logs={FOUND.get('payload secrets', 'n/a')}"
     )

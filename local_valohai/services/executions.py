@@ -25,6 +25,7 @@ from ..settings import Limits
 from ..validation import input_uris, mapping, safe_name, scalar_values, seconds, string_list, text
 from .commits import commit_config, resolve_commit
 from .inputs import resolve_uri
+from .project_variables import MAX_VALUE, payload_entries
 from .project_variables import split as split_project_variables
 
 PARAM_REF = re.compile(r"\{parameter(?:-value)?:([^}]+)\}")
@@ -71,7 +72,7 @@ def check_spec(spec: ExecutionSpec, limits: Limits) -> None:
     env = mapping(
         spec.environment_variables, "environment_variables", limits.entries, "an object mapping names to values"
     )
-    scalar_values(env, "environment_variables", limits.text_value)
+    scalar_values(payload_entries(env, limits.text_value)[0], "environment_variables", limits.text_value)
     spec.environment_variables = env
     spec.tags = string_list(spec.tags, "tags", limits.tags, limits.tag)
     spec.runtime_config = mapping(spec.runtime_config, "runtime_config", limits.entries)
@@ -213,14 +214,18 @@ def _environment(spec: ExecutionSpec, step: Step, project: Any) -> tuple[dict[st
     public, secret = split_project_variables(loads(project["environment_variables"]) or {} if project else {})
     env = dict(public)
     env.update({k: v.default for k, v in step.environment_variables.items() if v.default is not None})
+    own_secret: dict[str, str] = {}
     if spec.environment_variables not in (None, ""):
         if not isinstance(spec.environment_variables, dict):
             raise bad_request("environment_variables", "Expected an object mapping names to string values")
-        for key, value in spec.environment_variables.items():
+        for key in spec.environment_variables:
             if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
                 raise bad_request("environment_variables", f"Invalid environment variable name {key!r}")
-            env[key] = "" if value is None else str(value)
-    return env, {k: v for k, v in secret.items() if k not in env}
+        given, own_secret = payload_entries(spec.environment_variables, MAX_VALUE)
+        env.update({k: "" if v is None else str(v) for k, v in given.items()})
+        for key in own_secret:  # the payload's own secret wins over a default or project value of that name
+            env.pop(key, None)
+    return env, {**{k: v for k, v in secret.items() if k not in env}, **own_secret}
 
 
 def create_execution(

@@ -10,7 +10,9 @@ it is always null, so no route ever returns a secret value.
 Executions inherit the project's variables unless valohai.yaml's step defaults or the payload set the
 same name (that order of precedence is unverified). Public ones are copied into the execution's
 `environment_variables`; secret ones go to a column no serializer reads and reach only the step's
-process environment.
+process environment. A payload (or node template) may give one of its own `environment_variables` in the
+same `{"value", "secret": true}` shape (`payload_entries`): it is kept like a secret project variable,
+out of every answer (whether Valohai accepts that shape there is unverified).
 """
 
 from __future__ import annotations
@@ -82,3 +84,25 @@ def without_variable(stored: dict[str, Any], name: Any) -> dict[str, Any] | None
     if not isinstance(name, str) or name not in stored:
         return None
     return {n: v for n, v in stored.items() if n != name}
+
+
+def payload_entries(env: dict[str, Any], max_value: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """A payload's `environment_variables` split into (public name → scalar, secret name → value): an entry
+    `{"value": text, "secret": true}` is a secret, `{"value": text, "secret": false}` a public one."""
+    public: dict[str, Any] = {}
+    secret: dict[str, str] = {}
+    for name, item in env.items():
+        if not isinstance(item, dict):
+            public[name] = item
+            continue
+        if set(item) - {"value", "secret"} or not isinstance(item.get("secret", False), bool):
+            raise bad_request("environment_variables", f"{str(name)[:80]}: expected a value or {{value, secret}}")
+        value = item.get("value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        value = text(value, "environment_variables", max_value) or ""
+        if item.get("secret"):
+            secret[name] = value
+        else:
+            public[name] = value
+    return public, secret

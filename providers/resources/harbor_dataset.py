@@ -23,6 +23,7 @@ from providers.resources.executions import (
     wait_for_execution,
 )
 from providers.sweep.identity import content_tag
+from providers.sweep.step_settings import add_secrets
 
 GENERATION_TIMEOUT_SECONDS = 30 * 60
 
@@ -76,6 +77,8 @@ class HarborDatasetProvider(ValohaiProvider):
             tags=[f"harbor:{harbor}"],
             settings=props.get("settings"),
         )
+        if props.get("secret_environment"):  # a Pulumi secret input, kept out of the outputs (not in INPUTS)
+            add_secrets(payload, {payload["step"]: props["secret_environment"]})
         execution = submit_or_adopt_execution(api, payload, content_tag(key))
         progress(f"data for {harbor}: execution #{execution.get('counter')}")
         execution = wait_for_execution(
@@ -119,15 +122,18 @@ class HarborDataset(Resource, module="valohai", name="HarborDataset"):
         key: str,
         identity: dict,
         settings: dict | None = None,
+        secret_environment: Any = None,
         run_control: Any = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`settings`: generate-harbors' execution settings (stack config `steps`); left out when none."""
+        """`settings`: generate-harbors' execution settings (stack config `steps`); `secret_environment`: its
+        secret variables' values ({NAME: value}, a Pulumi secret); each left out when none."""
         super().__init__(
             HarborDatasetProvider(),
             name,
             {
                 **({"settings": settings} if settings else {}),
+                **({"secret_environment": secret_environment} if secret_environment is not None else {}),
                 "host": host,
                 "project_id": project_id,
                 "commit": commit,

@@ -11,6 +11,11 @@ A script's own folder comes first when an import is resolved (Python puts it on 
 Per-step override: a step whose command is not `python <file>.py …` (a shell script, `python -m …`)
 must list its files in `STEP_FILES` (step name -> paths relative to the project root); those files are
 then hashed, with the imports of the `.py` files among them followed as usual.
+
+Files a script reads rather than imports are invisible to `ast`: `READS` lists them per script.
+`steps/ensure_requirements.py`, the first command of every step (valohai.yaml), installs
+`steps/requirements.txt`, so changing a pin changes every node's key and the plan says
+`steps/requirements.txt changed` (providers/sweep/explain.py `file_changes`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from pathlib import Path
 
 # step name -> files it runs, for commands that are not `python <file>.py`; empty for this project's steps.
 STEP_FILES: dict[str, tuple[str, ...]] = {}
+# script (relative to the project root) -> the project files it reads at run time.
+READS: dict[str, tuple[str, ...]] = {"steps/ensure_requirements.py": ("steps/requirements.txt",)}
 
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 
@@ -89,11 +96,16 @@ def _imported_files(path: Path, root: Path) -> list[Path]:
 
 
 def step_files(
-    root: Path, step_name: str, commands: Iterable[str], overrides: Mapping[str, Iterable[str]] | None = None
+    root: Path,
+    step_name: str,
+    commands: Iterable[str],
+    overrides: Mapping[str, Iterable[str]] | None = None,
+    reads: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, str]:
-    """{path relative to root: sha256} of every project file the step runs, sorted by path."""
+    """{path relative to root: sha256} of every project file the step runs or its scripts read, by path."""
     root = root.resolve()
     overrides = STEP_FILES if overrides is None else overrides
+    reads = READS if reads is None else reads
     commands = list(commands)
     entries = list(overrides[step_name]) if step_name in overrides else command_scripts(commands)
     if not entries:
@@ -115,4 +127,9 @@ def step_files(
         seen[path] = hashlib.sha256(path.read_bytes()).hexdigest()
         if path.suffix == ".py":
             todo += [p for p in _imported_files(path, root) if p not in seen]
+        for name in reads.get(path.relative_to(root).as_posix(), ()):
+            data = (root / name).resolve()
+            if not data.is_file() or not data.is_relative_to(root):
+                raise StepFilesError(f"{path.relative_to(root)} reads {name}, which is not a file in {root}")
+            todo.append(data)
     return {p.relative_to(root).as_posix(): seen[p] for p in sorted(seen, key=lambda p: p.relative_to(root).as_posix())}

@@ -115,3 +115,26 @@ def test_plan_explain_collects_the_reason_lines_and_the_planned_ops():
         "steps": {"cell-hA-epochs-2": "replace"},
         "reasons": [{"name": "hA/epochs-2", "op": "replace", "reason": "learning_rate 0.001 -> 0.002"}],
     }
+
+
+def test_the_requirements_every_step_installs_are_part_of_its_files_and_its_reason(tmp_path):
+    from providers.sweep import payloads
+
+    config = payloads.load_config((ROOT / "valohai.yaml").read_text())
+    for name, step in config.steps.items():
+        assert "steps/requirements.txt" in step_files(ROOT, name, step.command), name
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "steps" / "ensure_requirements.py").write_text("import os\n")
+    (tmp_path / "steps" / "run.py").write_text("")
+    (tmp_path / "steps" / "requirements.txt").write_text("pillow==12.0.0\n")
+    commands = ["python steps/ensure_requirements.py", "python steps/run.py {parameters}"]
+    old = {"run": node_identity({"name": "run"}, step_files(tmp_path, "run", commands), {}, {})}
+    (tmp_path / "steps" / "requirements.txt").write_text("pillow==12.1.0\n")
+    new = {"run": node_identity({"name": "run"}, step_files(tmp_path, "run", commands), {}, {})}
+    assert node_key(old["run"]) != node_key(new["run"])
+    assert explain.reasons(old, new) == ["steps/requirements.txt changed"]
+    (tmp_path / "steps" / "requirements.txt").unlink()
+    with pytest.raises(
+        StepFilesError, match=r"steps/ensure_requirements.py reads steps/requirements.txt, which is not"
+    ):
+        step_files(tmp_path, "run", commands)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.sweep import payloads
+from providers.sweep import payloads, step_settings
 from providers.sweep.config import Cell, SweepConfigError, parse_sweep
 from providers.sweep.identity import node_identity, node_key
 
@@ -132,3 +132,98 @@ def test_without_settings_payloads_and_keys_are_unchanged(config):
     assert node_key(node_identity(step, {}, {"epochs": 2}, {}, settings)) != node_key(
         node_identity(step, {}, {"epochs": 2}, {})
     )
+
+
+# --- secret variables: names in `steps`, values in the secret config `secrets` -------------------------
+
+SECRET = "s3cr3t-value-in-no-message"
+SECRET_STEPS = {"train": {"secret_environment_variables": ["WANDB_API_KEY"]}, "predict-models": {"image": "x"}}
+
+
+def test_secret_names_are_settings_and_part_of_the_key_but_values_are_not(config):
+    sweep = sweep_with(SECRET_STEPS)
+    assert sweep.step_settings("train") == {"secret_environment_variables": ["WANDB_API_KEY"]}
+    assert step_settings.secret_names(sweep.steps) == {"train": ["WANDB_API_KEY"]}
+    assert sweep_with({"train": {"secret_environment_variables": "B, A"}}).step_settings("train") == {
+        "secret_environment_variables": ["A", "B"]
+    }
+    step = config.steps["train"].serialize()
+    keyed = node_identity(step, {}, {"epochs": 2}, {}, sweep.step_settings("train"))
+    assert node_key(keyed) != node_key(node_identity(step, {}, {"epochs": 2}, {}))
+    assert SECRET not in repr(keyed)
+    # the names alone put nothing into a payload: the values come from `add_secrets`
+    body = payloads.training_pipeline(
+        config, commit="~c", project_id="p", cell=Cell("harbor_A", 2), sweep=sweep, data=DATA["harbor_A"], tags=[]
+    )
+    assert all("environment_variables" not in n["template"] for n in body["nodes"])
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ({"train": {"secret_environment_variables": ["1BAD"]}}, "steps.train.secret_environment_variables: '1BAD'"),
+        ({"train": {"secret_environment_variables": {"A": "x"}}}, "must be a list of variable names"),
+        (
+            {"train": {"environment_variables": {"A": "1"}, "secret_environment_variables": ["A"]}},
+            "steps.train names A both in environment_variables and in secret_environment_variables: keep one",
+        ),
+        ({"trian": {"secret_environment_variables": ["A"]}}, "steps has unknown step 'trian'"),
+    ],
+)
+def test_bad_secret_names_are_one_line_errors(steps, message):
+    with pytest.raises(SweepConfigError) as caught:
+        sweep_with(steps)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"WANDB_API_KEY": 12345}, "secrets.WANDB_API_KEY must be a string, got a int"),
+        ({"WANDB_API_KEY": {"nested": SECRET}}, "secrets.WANDB_API_KEY must be a string, got a dict"),
+        ({"WANDB_API_KEY": SECRET, "bad-name": SECRET}, "secrets: 'bad-name' is not a variable name"),
+        ({}, "secrets has no value for WANDB_API_KEY (listed by steps.train): run `pulumi config set --secret"),
+        (SECRET, "secrets must be a mapping of NAME: value, got a str"),
+    ],
+)
+def test_bad_secret_values_are_errors_that_never_show_a_value(values, message):
+    with pytest.raises(step_settings.StepSettingsError) as caught:
+        step_settings.parse_secret_values(values, sweep_with(SECRET_STEPS).steps)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert SECRET not in str(caught.value) and "12345" not in str(caught.value)
+
+
+def test_only_the_values_some_step_names_are_kept():
+    values = {"WANDB_API_KEY": SECRET, "UNUSED": "other"}
+    assert step_settings.parse_secret_values(values, sweep_with(SECRET_STEPS).steps) == {"WANDB_API_KEY": SECRET}
+    assert step_settings.parse_secret_values(None, sweep_with({}).steps) == {}
+
+
+def test_secret_values_go_into_their_steps_templates_and_executions_only(config):
+    sweep = sweep_with(SECRET_STEPS)
+    values = {"train": {"WANDB_API_KEY": SECRET}}
+    single = payloads.sweep_pipeline(
+        config,
+        commit="~c",
+        project_id="p",
+        cells=sweep.cells,
+        sweep=sweep,
+        data_by_harbor=DATA,
+        tags=[],
+        title="sweep-t",
+    )
+    step_settings.add_secrets(single, values)
+    for node in single["nodes"]:
+        env = node["template"].get("environment_variables")
+        if node["template"]["step"] == "train":
+            assert env == {"WANDB_API_KEY": {"value": SECRET, "secret": True}}
+        else:
+            assert not env
+    predict = {"step": "predict-models", "environment_variables": {"A": "1"}}
+    assert step_settings.add_secrets(predict, {"predict-models": {"B": SECRET}})["environment_variables"] == {
+        "A": "1",
+        "B": {"value": SECRET, "secret": True},
+    }
+    assert step_settings.payload_steps(single) == {"preprocess-dataset", "train", "predict-models"}
+    mimic = {"nodes": [{"name": "train", "type": "mimic", "execution": "e"}]}
+    assert step_settings.add_secrets(mimic, values) == {"nodes": [{"name": "train", "type": "mimic", "execution": "e"}]}
