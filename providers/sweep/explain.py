@@ -76,6 +76,9 @@ def reasons(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> lis
             own.append(f"step {(n.get('step') or {}).get('name')} changed in valohai.yaml")
         own += file_changes(o.get("files") or {}, n.get("files") or {})
         own += parameter_changes(o.get("parameters") or {}, n.get("parameters") or {})
+        own += [
+            f"{node} setting {line}" for line in parameter_changes(o.get("settings") or {}, n.get("settings") or {})
+        ]
         old_up, new_up = o.get("upstream") or {}, n.get("upstream") or {}
         upstream += [
             f"input {k} of {node} changed upstream"

@@ -86,6 +86,9 @@ def test_reasons_name_files_and_old_and_new_values():
     }
     assert explain.reasons(up, up2) == ["input dataset of train changed upstream"]
     assert explain.reasons(None, new) == ["no content key recorded (made by an older version of the tool)"]
+    plain = {"train": node_identity({"name": "train"}, {}, {}, {})}
+    on_gpu = {"train": node_identity({"name": "train"}, {}, {}, {}, {"environment": "gpu-1"})}
+    assert explain.reasons(plain, on_gpu) == ["train setting environment added (gpu-1)"]
     line = explain.reason_line("harbor_A/epochs-2", "replace", ["learning_rate 0.001 -> 0.002"])
     assert explain.REASON_LINE.match(line).groupdict() == {
         "name": "harbor_A/epochs-2",
