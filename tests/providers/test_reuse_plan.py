@@ -171,3 +171,28 @@ def test_plan_explain_reads_back_the_lines_the_plan_prints():
     line = plan_lines({"train": "hA/epochs-2"}, {"train": "train"}, {"train": source(7, "train")})[0]
     assert REUSE_LINE.match(line).groupdict() == {"name": "hA/epochs-2", "node": "train", "source": "pipeline #7"}
     assert SUMMARY_LINE.match(summary_line(3, 4)).groupdict() == {"to_run": "3", "reused": "4"}
+
+
+def test_the_backend_accepts_the_reused_cells_parameter_and_renders_it_as_one_argument():
+    """The prediction's parameters as the local backend checks them against the real valohai.yaml, and the
+    command line the step then gets (valohai-yaml's build_command quotes the value)."""
+    from pathlib import Path
+
+    from local_valohai.services.executions import _command, validate_parameters
+    from providers.sweep.payloads import load_config
+
+    step = load_config((Path(__file__).resolve().parents[2] / "valohai.yaml").read_text()).steps["predict-models"]
+    body = prediction_execution(
+        commit="c",
+        project_id="p",
+        training_execution_ids={"hA/epochs-1": "e1", "hA/epochs-2": "e2"},
+        models=[],
+        harbors=["hA"],
+        data_by_harbor={"hA": {}},
+        test_sets={},
+        tags=[],
+        reused_cells={"hA/epochs-1": "pipeline #3", "hA/epochs-2": "pipeline #4"},
+    )
+    values = validate_parameters(step, body["parameters"])
+    assert values["reused_cells"] == ["hA/epochs-1=pipeline #3", "hA/epochs-2=pipeline #4"]
+    assert "'--reused_cells=hA/epochs-1=pipeline #3,hA/epochs-2=pipeline #4'" in _command(step, values, None)
