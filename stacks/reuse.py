@@ -5,9 +5,10 @@ Where sources come from, in order:
 1. The stack's own state. Before any pipeline is declared, the program reads the stored outputs of this
    stack's resources with the engine's builtin invoke `pulumi:pulumi:readStackResourceOutputs` (the one
    the Node SDK's `listResourceOutputs` calls; pulumi/pulumi pkg/resource/deploy/builtins.go) and takes
-   the `pipeline_id` every pipeline resource stores (providers/resources/pipelines.py). Those pipelines
-   are read live (one list request, `providers.resources.polling.PipelineSweepReader`), so a pipeline
-   deleted, stopped or failed since the state was written is judged by what it is now.
+   the `pipeline_id` every pipeline resource stores (providers/resources/pipelines.py; state written
+   before it was stored has none until a refresh, and the tag lookup finds those pipelines). Those
+   pipelines are read live (a GET and one list request, `providers.resources.polling.PipelineSweepReader`),
+   so a pipeline deleted, stopped or failed since the state was written is judged by what it is now.
    Why this and not `pulumi.StackReference` of the stack itself: a stack reference sees only the stack's
    exports, and only as Outputs resolved later, while the payloads must be planned now; the invoke is
    synchronous in the Python SDK, works at preview as at `up`, and sees every resource's outputs (dynamic
@@ -82,7 +83,9 @@ def read_state_resources() -> Mapping[str, Any]:
     except Exception as exc:  # an engine without the builtin: the tag lookup still finds every source
         pulumi.log.warn(f"reuse: cannot read this stack's state ({exc}); finding finished work by tag only")
         return {}
-    return (result.value or {}).get("outputs") or {}
+    value = result.value if isinstance(result.value, Mapping) else {}  # the SDK raises on failures
+    outputs = value.get("outputs")
+    return outputs if isinstance(outputs, Mapping) else {}
 
 
 def read_live(api: ValohaiClient, ids: Iterable[str]) -> list[dict]:
