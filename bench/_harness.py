@@ -188,6 +188,11 @@ VALOHAI_YAML = """\
         default: [harbor_A, harbor_B]
         multiple: separate
         multiple-separator: ","
+      - name: reused_cells
+        type: string
+        optional: true
+        multiple: separate
+        multiple-separator: ","
 - pipeline:
     name: training-pipeline
     nodes:

@@ -201,7 +201,7 @@ def declare_shared(root: Path) -> StackContext:
     yaml_config, commit = read_project_files(root)
     secrets = preflight.check_steps(valohai_client(host), config, sweep.steps)
 
-    planner = ReusePlanner.load(host, project, stack, pulumi.Config("valohai"), sweep.reuse)
+    planner = ReusePlanner.load(valohai_client(host), project, stack, sweep.reuse)
     keys = compute_keys(root, yaml_config, sweep)
     estimates.check(
         valohai_client(host), project, stack, sweep, keys.cells, keys.sweep
@@ -266,7 +266,7 @@ def reusing(ctx: StackContext, payload: pulumi.Output, key: str, identity: dict,
     if skip and payloads.PREDICT_NODE in identity:
         skip.add(payloads.PREDICT_NODE)  # fed by the forced cells' new models: it runs too
     plan = ctx.reuse.plan(key, identity, cell_of, node_of, skip)
-    return payload.apply(lambda p: with_mimics(tag_nodes(p, identity), plan))
+    return payload.apply(lambda p: with_mimics(tag_nodes(p, identity), plan, cell_of))
 
 
 def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
@@ -294,6 +294,7 @@ def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Ou
         results.model_uris,
         ctx.data_by_harbor,
         results.test_set_uris,
+        results.reused_cells,
     ).apply(
         lambda args: payloads.prediction_execution(
             commit=ctx.commit,
@@ -305,6 +306,7 @@ def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Ou
             test_sets=args[4],
             tags=ctx.tags,
             settings=ctx.sweep.step_settings(payloads.PREDICT_STEP),
+            reused_cells=args[5],
         )
     )
     return ctx.secrets.added_to(payload)

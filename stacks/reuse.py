@@ -1,15 +1,33 @@
-"""The program's side of reuse: look up this stack's completed nodes once, plan mimics per pipeline, say so.
+"""The program's side of reuse: find this stack's completed nodes, plan mimics per pipeline, say so.
 
-Before any pipeline is declared, the program lists the project's pipelines tagged `stack:<stack>` (one
-paged call) and indexes their completed nodes by the `vpac-node:` tag their executions carry
-(`providers.sweep.reuse`). For each pipeline it declares, every node whose content key is found there is
-planned as a mimic of it, and the plan says so before anything runs, one line per node
-(`harbor_A/epochs-2: reuse train from pipeline #7 (same key)`) and a summary (`reuse: N nodes to run, M
-reused`). The same lines show at `pulumi preview` and `pulumi up`.
+Where sources come from, in order:
 
-A pipeline whose own resource key is carried by a live, not failed pipeline is not going to be created
-(unchanged), so it is left out of the lines and counts. Only this stack's pipelines are sources, so two
-stacks never feed each other (the lineage rule of `providers.sweep.identity`).
+1. The stack's own state. Before any pipeline is declared, the program reads the stored outputs of this
+   stack's resources with the engine's builtin invoke `pulumi:pulumi:readStackResourceOutputs` (the one
+   the Node SDK's `listResourceOutputs` calls; pulumi/pulumi pkg/resource/deploy/builtins.go) and takes
+   the `pipeline_id` every pipeline resource stores (providers/resources/pipelines.py; state written
+   before it was stored has none until a refresh, and the tag lookup finds those pipelines). Those
+   pipelines are read live (a GET and one list request, `providers.resources.polling.PipelineSweepReader`),
+   so a pipeline deleted, stopped or failed since the state was written is judged by what it is now.
+   Why this and not `pulumi.StackReference` of the stack itself: a stack reference sees only the stack's
+   exports, and only as Outputs resolved later, while the payloads must be planned now; the invoke is
+   synchronous in the Python SDK, works at preview as at `up`, and sees every resource's outputs (dynamic
+   providers store theirs like any other), with no export added for it.
+2. The key carried on the tags. Only when a pipeline about to be created has a node whose key the state's
+   pipelines do not hold, the project's pipelines tagged `stack:<stack>` are listed once (paged) and
+   their completed nodes found by the `vpac-node:` tag their executions carry. A source found in the
+   state wins over one found by tag for the same key.
+
+Which nodes may be sources (complete, in a pipeline not deleted; never failed, stopped or unfinished work)
+is decided by `providers.sweep.reuse.completed_sources` only: both lookups hand it the pipelines they read.
+
+For each pipeline it declares, every node whose content key is found is planned as a mimic of it, and the
+plan says so before anything runs, one line per node (`harbor_A/epochs-2: reuse train from pipeline #7
+(same key)`) and a summary (`reuse: N nodes to run, M reused`). The same lines show at `pulumi preview`,
+`pulumi up` and in `plan-explain`. A pipeline whose own resource key is carried by a live, not failed
+pipeline is not going to be created (unchanged), so it is left out of the lines and counts. Only this
+stack's pipelines are sources, so two stacks never feed each other (the lineage rule of
+`providers.sweep.identity`).
 
 Turning it off: stack config `reuse: false` (nothing is reused). Forcing one cell to run afresh:
 `force_rerun: [harbor_A/epochs-2]` plus `pulumi up --replace <urn>` (see README): the program cannot see
@@ -19,49 +37,133 @@ since `force_rerun` changes no key, removing it afterwards re-runs nothing.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 
 from providers.api.client import ValohaiClient
-from providers.api.credentials import TOKEN_ENV
-from providers.api.errors import ValohaiError
+from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_failed
-from providers.sweep.identity import content_tag
-from providers.sweep.reuse import Source, completed_sources, plan_lines, plan_reuse, summary_line
+from providers.resources.polling import PipelineSweepReader
+from providers.sweep.identity import content_tag, node_tags
+from providers.sweep.reuse import (
+    Source,
+    completed_sources,
+    pipeline_label,
+    plan_lines,
+    plan_reuse,
+    summary_line,
+)
+
+READ_STATE = "pulumi:pulumi:readStackResourceOutputs"
+PIPELINE_TYPES = ("TrainingPipeline", "SweepPipeline")  # providers/resources/pipelines.py
+STATE_ID = "pipeline_id"  # the output each pipeline resource stores its pipeline's id in
+
+
+def state_pipeline_ids(resources: Mapping[str, Any]) -> list[str]:
+    """The pipeline ids this stack's pipeline resources stored, from the invoke's `outputs` (urn -> {type,
+    outputs}); state written before `pipeline_id` was stored yields none (the tag lookup finds those)."""
+    ids = []
+    for resource in resources.values():
+        if not isinstance(resource, Mapping) or str(resource.get("type", "")).rsplit(":", 1)[-1] not in PIPELINE_TYPES:
+            continue
+        pipeline_id = (resource.get("outputs") or {}).get(STATE_ID)
+        if isinstance(pipeline_id, str) and pipeline_id:
+            ids.append(pipeline_id)
+    return sorted(set(ids))
+
+
+def read_state_resources() -> Mapping[str, Any]:
+    """This stack's resources' stored outputs (empty on the first `up`, or when the engine cannot say)."""
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    try:
+        result = pulumi.runtime.invoke(READ_STATE, {"stackName": name})
+    except Exception as exc:  # an engine without the builtin: the tag lookup still finds every source
+        pulumi.log.warn(f"reuse: cannot read this stack's state ({exc}); finding finished work by tag only")
+        return {}
+    value = result.value if isinstance(result.value, Mapping) else {}  # the SDK raises on failures
+    outputs = value.get("outputs")
+    return outputs if isinstance(outputs, Mapping) else {}
+
+
+def read_live(api: ValohaiClient, ids: Iterable[str]) -> list[dict]:
+    """The pipelines as they are now, newest first; one that no longer exists is left out."""
+    wanted = sorted(set(ids))
+    try:
+        found = list(PipelineSweepReader(api).read(wanted).values())
+    except ValohaiNotFound:  # one of them was deleted: read them one by one
+        found = []
+        for pipeline_id in wanted:
+            try:
+                found.append(api.get_pipeline(pipeline_id))
+            except ValohaiNotFound:
+                continue
+    return sorted(found, key=lambda p: p.get("counter") or 0, reverse=True)
+
+
+def project_of(pipeline: Mapping[str, Any]) -> str | None:
+    project = pipeline.get("project")
+    return project.get("id") if isinstance(project, Mapping) else project
+
+
+def live_tags(pipelines: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The tags of pipelines that stand (not deleted, not failed): a resource key among them is unchanged."""
+    return {
+        tag for p in pipelines if not p.get("deleted") and not is_failed(p.get("status")) for tag in p.get("tags") or []
+    }
 
 
 @dataclass
 class ReusePlanner:
-    """Completed nodes of this stack by tag, and the lines and counts of what the run will reuse."""
+    """Completed nodes of this stack by tag (state first, then by tag), and the lines and counts of what the
+    run will reuse."""
 
     enabled: bool
     sources: dict[str, Source] = field(default_factory=dict)
     live_tags: set[str] = field(default_factory=set)
+    list_by_tag: Callable[[], list[dict]] | None = None  # the fallback, called at most once
     to_run: int = 0
     reused: int = 0
     plans: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, host: str, project: str, stack: str, valohai: pulumi.Config, enabled: bool) -> ReusePlanner:
+    def load(
+        cls,
+        api: ValohaiClient,
+        project: str,
+        stack: str,
+        enabled: bool,
+        state: Callable[[], Mapping[str, Any]] = read_state_resources,
+    ) -> ReusePlanner:
+        """The state's sources, read now; the tag lookup kept for when a node's key is not among them."""
         if not enabled:
             return cls(enabled=False)
-        api = ValohaiClient(host, valohai.get("token") or os.environ.get(TOKEN_ENV) or "")
         try:
             project_id = api.resolve_project(project)["id"]
-            pipelines = api.list_pipelines(project_id, tag=f"stack:{stack}")
+            read = read_live(api, state_pipeline_ids(state()))
         except ValohaiError as exc:
-            raise pulumi.RunError(f"cannot list this stack's pipelines to find reusable work: {exc}") from None
-        live = {
-            tag
-            for p in pipelines
-            if not p.get("deleted") and not is_failed(p.get("status"))
-            for tag in p.get("tags") or []
-        }
-        return cls(enabled=True, sources=completed_sources(pipelines), live_tags=live)
+            raise pulumi.RunError(f"cannot read this stack's pipelines to find reusable work: {exc}") from None
+        pipelines = [p for p in read if project_of(p) == project_id]  # valohai:project may have changed since
+
+        def list_by_tag() -> list[dict]:
+            try:
+                return api.list_pipelines(project_id, tag=f"stack:{stack}")
+            except ValohaiError as exc:
+                raise pulumi.RunError(f"cannot list this stack's pipelines to find reusable work: {exc}") from None
+
+        return cls(
+            enabled=True, sources=completed_sources(pipelines), live_tags=live_tags(pipelines), list_by_tag=list_by_tag
+        )
+
+    def _fall_back_to_tags(self) -> None:
+        """Add what the tag lookup finds; a key the state already resolved keeps its state source."""
+        if self.list_by_tag is None:
+            return
+        listed, self.list_by_tag = self.list_by_tag(), None
+        self.sources = {**completed_sources(listed), **self.sources}
+        self.live_tags |= live_tags(listed)
 
     def plan(
         self,
@@ -74,15 +176,19 @@ class ReusePlanner:
         """Node name -> source to mimic for one pipeline resource; logs its lines unless it is unchanged."""
         if not self.enabled:
             return {}
+        unchanged = content_tag(resource_key) in self.live_tags and not skip
+        if not unchanged and any(t not in self.sources for n, t in node_tags(identity).items() if n not in skip):
+            self._fall_back_to_tags()
+            unchanged = content_tag(resource_key) in self.live_tags and not skip
         reuse = plan_reuse(identity, self.sources, skip=skip)
-        if content_tag(resource_key) in self.live_tags and not skip:
-            return reuse  # unchanged: not created this run (unless --replace'd), so nothing to announce
+        if unchanged:
+            return reuse  # not created this run (unless --replace'd), so nothing to announce
         for line in plan_lines(label_of, node_of, reuse):
             pulumi.log.info(line)
         self.to_run += len(identity) - len(reuse)
         self.reused += len(reuse)
         for name, source in reuse.items():
-            self.plans.setdefault(label_of[name], {})[node_of[name]] = f"pipeline #{source.pipeline_counter}"
+            self.plans.setdefault(label_of[name], {})[node_of[name]] = pipeline_label(source.pipeline_counter)
         return reuse
 
     def summarize(self) -> None:

@@ -5,6 +5,10 @@ written next to it by ``train``), or, when ``exec_ids`` is given and ``models`` 
 Valohai API as in the seed: ``GET $VALOHAI_HOST/api/v0/executions/<id>/outputs/?include=download_url``
 with ``Authorization: Token $VALOHAI_API_TOKEN`` (host defaults to https://app.valohai.com).
 
+Parameter ``reused_cells`` (``<harbor>/epochs-<n>=pipeline #<N>``, set by the stack program) names the cells
+whose model was not trained again but reused from an earlier pipeline (``providers/sweep/reuse.py``); the
+report marks them, so a reader knows which models this sweep run re-trained.
+
 Test sets come from input ``dataset`` (``preprocessed_test_data_<harbor>.npz``); optional input
 ``test_labels`` (``test_labels_<harbor>.csv``) turns predictions into a test accuracy.
 
@@ -13,7 +17,8 @@ Outputs:
 - ``predictions/<model>/img<i>_<Category>.png``: 3 test images per model (``i`` = index in the
   test set, chosen reproducibly from the model name), named with the predicted category (seed format);
 - ``predictions.json``: per model its harbor, epochs, validation accuracy, predicted counts per
-  category, test accuracy when labels are given, and the sample images with their predictions;
+  category, test accuracy when labels are given, the sample images with their predictions, and
+  ``reused_from`` (the pipeline that trained a reused model, else null); ``reused_cells`` at the top;
 - ``report/heatmap.png`` (validation accuracy, harbor x epochs) and ``report/index.html`` (heatmap,
   a table of models, a gallery of the sample predictions; links are relative, open it from disk).
 """
@@ -49,10 +54,11 @@ from common import (
 )
 from PIL import Image
 
-DEFAULTS: dict[str, Any] = {"exec_ids": [], "harbours": []}
+DEFAULTS: dict[str, Any] = {"exec_ids": [], "harbours": [], "reused_cells": []}
 SAMPLES_PER_MODEL = 3
 MODEL_FILE = re.compile(r"^model-(?P<harbor>.+)-epochs-(?P<epochs>\d+)\.(?:keras|h5)$")
 METRICS_FILE = re.compile(r"^metrics-(?P<harbor>.+)-epochs-(?P<epochs>\d+)\.json$")
+REUSED_CELL = re.compile(r"^(?P<cell>[^/=]+/epochs-\d+)(?:=(?P<where>.+))?$")
 TEST_FILE = re.compile(r"^preprocessed_test_data_(?P<harbor>.+)\.npz$")
 LABELS_FILE = re.compile(r"^test_labels_(?P<harbor>.+)\.csv$")
 
@@ -151,6 +157,25 @@ def files_by_harbor(paths: list[str], pattern: re.Pattern[str]) -> dict[str, str
     return {m["harbor"]: p for p in paths if (m := pattern.match(os.path.basename(p)))}
 
 
+def parse_reused(values: list[str]) -> dict[str, str]:
+    """``reused_cells`` values as cell -> where its model was trained (``pipeline #7``; ``an earlier pipeline``
+    when not said)."""
+    reused: dict[str, str] = {}
+    for value in values:
+        match = REUSED_CELL.match(value.strip())
+        if not match:
+            raise StepError(
+                f"reused_cells value {value!r} is not <harbor>/epochs-<n>[=<pipeline>]: "
+                "pass values like harbor_A/epochs-2=pipeline #7, or leave reused_cells out"
+            )
+        reused[match["cell"]] = (match["where"] or "").strip() or "an earlier pipeline"
+    return reused
+
+
+def cell_of(model_file: ModelFile) -> str:
+    return f"{model_file.harbor}/epochs-{model_file.epochs}"
+
+
 # --- predicting -----------------------------------------------------------------------------------
 
 
@@ -220,11 +245,14 @@ def missing_cells(harbours: list[str], models: list[ModelFile]) -> list[str]:
     return [f"{h}/epochs-{e}" for h in harbours for e in epochs if (h, e) not in have]
 
 
-def write_heatmap(path: str, models: list[ModelFile], harbours: list[str] | None = None) -> None:
+def write_heatmap(
+    path: str, models: list[ModelFile], harbours: list[str] | None = None, reused: dict[str, str] | None = None
+) -> None:
     """Validation accuracy per harbor (rows) and epochs (columns), from the models' metrics files.
 
     A cell with no model (a sweep cell that failed and was left out) reads `missing` on a hatched
-    background; a model without a validation accuracy reads `n/a`.
+    background; a model without a validation accuracy reads `n/a`; a reused cell's value is followed by
+    `(reused)`.
     """
     import matplotlib
 
@@ -250,6 +278,8 @@ def write_heatmap(path: str, models: list[ModelFile], harbours: list[str] | None
             if not present[r, c]:
                 ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="//", edgecolor="grey"))
             text = "missing" if not present[r, c] else "n/a" if np.isnan(grid[r, c]) else f"{grid[r, c]:.2f}"
+            if present[r, c] and f"{harbors[r]}/epochs-{epochs[c]}" in (reused or {}):
+                text += "\n(reused)"
             ax.text(
                 c,
                 r,
@@ -268,13 +298,25 @@ def fmt(value: Any) -> str:
     return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
-def write_index(path: str, results: dict[str, dict[str, Any]], missing: list[str] | None = None) -> None:
-    """A static page: heatmap, one table row per model, the sample predictions (relative links), and the
-    cells left out of a partial sweep."""
+def write_index(
+    path: str,
+    results: dict[str, dict[str, Any]],
+    missing: list[str] | None = None,
+    reused: dict[str, str] | None = None,
+) -> None:
+    """A static page: heatmap, one table row per model, the sample predictions (relative links), the cells
+    left out of a partial sweep, and the cells whose model was reused from an earlier pipeline."""
     rows, gallery = [], []
     left_out = (
         f"<p><strong>Missing cells</strong> (failed, left out of this report): {html.escape(', '.join(missing))}</p>"
         if missing
+        else ""
+    )
+    reused_line = (
+        "<p><strong>Reused cells</strong> (not trained again: their model comes from an earlier pipeline): "
+        + html.escape(", ".join(f"{cell} ({where})" for cell, where in sorted(reused.items())))
+        + "</p>"
+        if reused
         else ""
     )
     for name, r in results.items():
@@ -282,7 +324,7 @@ def write_index(path: str, results: dict[str, dict[str, Any]], missing: list[str
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{html.escape(r['harbor'])}</td><td>{r['epochs']}</td>"
             f"<td>{fmt(r['val_accuracy'])}</td><td>{fmt(r['accuracy'])}</td><td>{r['test_images']}</td>"
-            f"<td>{html.escape(counts)}</td></tr>"
+            f"<td>{html.escape(counts)}</td><td>{fmt(r.get('reused_from'))}</td></tr>"
         )
         cards = []
         for s in r["samples"]:
@@ -306,8 +348,9 @@ figure.ok img {{ border-color: #2a2; }} figure.wrong img {{ border-color: #c22; 
 <h2>Validation accuracy (harbor &times; epochs)</h2>
 <img src="heatmap.png" alt="validation accuracy heatmap">
 {left_out}
+{reused_line}
 <h2>Models</h2>
-<table><tr><th>model</th><th>harbor</th><th>epochs</th><th>val accuracy</th><th>test accuracy</th><th>test images</th><th>predicted counts</th></tr>
+<table><tr><th>model</th><th>harbor</th><th>epochs</th><th>val accuracy</th><th>test accuracy</th><th>test images</th><th>predicted counts</th><th>reused from</th></tr>
 {"".join(rows)}
 </table>
 <h2>Sample predictions</h2>
@@ -329,6 +372,7 @@ def main() -> None:
     )
     harbours = [check_harbor_name(h, "harbours") for h in as_list(parameter("harbours", DEFAULTS["harbours"]))]
     exec_ids = as_list(parameter("exec_ids", DEFAULTS["exec_ids"]))
+    reused = parse_reused(as_list(parameter("reused_cells", DEFAULTS["reused_cells"])))
 
     model_paths = input_files("models")
     if not any(MODEL_FILE.match(os.path.basename(p)) for p in model_paths) and exec_ids:
@@ -365,13 +409,16 @@ def main() -> None:
         answers = read_labels_csv(label_files[harbor]) if harbor in label_files else None
         for model_file in (m for m in selected if m.harbor == harbor):
             entry = predict_model(model_file, images, names, answers)
+            entry["reused_from"] = reused.get(cell_of(model_file))
             results[model_file.name] = entry
             print_metadata(model=model_file.name, test_accuracy=entry["accuracy"], val_accuracy=entry["val_accuracy"])
 
     missing = missing_cells(harbours, selected)
-    write_json(output_path("predictions.json"), {"harbours": harbours, "models": results, "missing_cells": missing})
-    write_heatmap(output_path("report/heatmap.png"), selected, harbours)
-    write_index(output_path("report/index.html"), results, missing)
+    reused = {cell: where for cell, where in reused.items() if any(cell_of(m) == cell for m in selected)}
+    summary = {"harbours": harbours, "models": results, "missing_cells": missing, "reused_cells": reused}
+    write_json(output_path("predictions.json"), summary)
+    write_heatmap(output_path("report/heatmap.png"), selected, harbours, reused)
+    write_index(output_path("report/index.html"), results, missing, reused)
     print(f"Wrote predictions.json and report/index.html for {len(results)} models")
 
 

@@ -4,6 +4,9 @@ Runs `pulumi preview --json` (through `toolchain.pulumi_cli.run_pulumi`) and col
 the providers print while diffing (`providers.sweep.explain`, grammar `<name>: <op>: <reason>`), e.g.
 `harbor_A/epochs-2: replace: learning_rate 0.001 -> 0.002` or `prediction: re-run: steps/predict_models.py
 changed`, from the engine's diagnostics. The JSON report also lists each resource's planned operation.
+It also shows the reuse the program plans (stacks/reuse.py, line shapes in `providers.sweep.reuse`): one
+line per node that will be a mimic, `harbor_A/epochs-2: reuse train from pipeline #7 (same key)`, and the
+summary `N nodes to run, M reused` (under `reuse` and `reuse_summary` in the JSON report).
 
 Exit codes: 0 no changes, 1 changes planned, 2 the preview itself failed (its error is printed).
 """
@@ -17,6 +20,7 @@ import sys
 from typing import Any
 
 from providers.sweep.explain import REASON_LINE
+from providers.sweep.reuse import REUSE_LINE, SUMMARY_LINE
 from toolchain.pulumi_cli import run_pulumi
 
 EXIT_SAME, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
@@ -25,19 +29,26 @@ QUIET_OPS = ("same", "refresh", "read", "create-replacement", "delete-replaced",
 
 
 def parse_preview(preview: dict[str, Any]) -> dict[str, Any]:
-    """Planned operations (resource name -> op, changed ones only) and the reason lines, deduplicated."""
+    """Planned operations (resource name -> op, changed ones only), the reason lines and the reuse lines
+    (deduplicated), and the reuse summary (the last one printed; None when reuse is off)."""
     steps = {}
     for step in preview.get("steps") or []:
         name = step.get("urn", "").split("::")[-1]
         if step.get("op") not in QUIET_OPS and not name.startswith(("valohai-sweep-", "default")):
             steps[name] = step["op"]
     reasons: list[dict[str, str]] = []
+    reuse: list[dict[str, str]] = []
+    summary: dict[str, int] | None = None
     for diagnostic in preview.get("diagnostics") or []:
         for line in (diagnostic.get("message") or "").splitlines():
-            match = REASON_LINE.match(line.strip())
-            if match and match.groupdict() not in reasons:
+            line = line.strip()
+            if (match := REASON_LINE.match(line)) and match.groupdict() not in reasons:
                 reasons.append(match.groupdict())
-    return {"steps": dict(sorted(steps.items())), "reasons": reasons}
+            elif (match := REUSE_LINE.match(line)) and match.groupdict() not in reuse:
+                reuse.append(match.groupdict())
+            elif match := SUMMARY_LINE.match(line):
+                summary = {k: int(v) for k, v in match.groupdict().items()}
+    return {"steps": dict(sorted(steps.items())), "reasons": reasons, "reuse": reuse, "reuse_summary": summary}
 
 
 def explain(stack: str, cwd: str) -> tuple[int, dict[str, Any], str]:
@@ -48,7 +59,8 @@ def explain(stack: str, cwd: str) -> tuple[int, dict[str, Any], str]:
     except json.JSONDecodeError:
         preview = None
     if result.returncode != 0 or not isinstance(preview, dict):
-        return EXIT_ERROR, {"steps": {}, "reasons": []}, (result.stderr or result.stdout).strip()[-2000:]
+        empty: dict[str, Any] = {"steps": {}, "reasons": [], "reuse": [], "reuse_summary": None}
+        return EXIT_ERROR, empty, (result.stderr or result.stdout).strip()[-2000:]
     report = parse_preview(preview)
     return (EXIT_CHANGES if report["steps"] else EXIT_SAME), report, ""
 
@@ -74,6 +86,10 @@ def main(argv: list[str] | None = None) -> None:
         for name, op in report["steps"].items():
             if op in ("create", "delete") and name not in explained:
                 print(f"  ({name}: {op})")
+        for r in report["reuse"]:
+            print(f"  {r['name']}: reuse {r['node']} from {r['source']} (same key)")
+        if report["reuse_summary"]:
+            print(f"  {report['reuse_summary']['to_run']} nodes to run, {report['reuse_summary']['reused']} reused")
     sys.exit(code)
 
 

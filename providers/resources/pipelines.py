@@ -75,7 +75,10 @@ def node_executions(pipeline: dict) -> dict[str, dict]:
 
 
 def live_outputs(pipeline: dict) -> dict[str, Any]:
+    """What state keeps of the live pipeline; `pipeline_id` lets the next run find its reusable nodes in the
+    stack's own state (stacks/reuse.py), as the resource id is not among the outputs the engine hands back."""
     return {
+        "pipeline_id": pipeline.get("id"),
         "status": pipeline.get("status"),
         "counter": pipeline.get("counter"),
         "url": (pipeline.get("urls") or {}).get("display"),

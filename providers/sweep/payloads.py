@@ -25,6 +25,13 @@ PREDICT_STEP = "predict-models"
 PREPROCESS_NODE = "preprocess"
 TRAIN_NODE = "train"
 PREDICT_NODE = "predict"
+REUSED_PARAMETER = "reused_cells"  # predict-models: the cells whose model an earlier pipeline trained
+
+
+def reused_parameter(reused: Mapping[str, str]) -> list[str]:
+    """`{cell: "pipeline #7"}` as predict-models' `reused_cells` values (`harbor_A/epochs-2=pipeline #7`):
+    no comma, which separates the values of a `multiple: separate` parameter on the command line."""
+    return [f"{cell}={where}" for cell, where in sorted(reused.items())]
 
 
 class PayloadError(ValueError):
@@ -174,6 +181,7 @@ def sweep_pipeline(
     harbors = list(dict.fromkeys(c.harbor for c in cells))
     predict["parameters"].update(harbours=harbors)
     predict["parameters"].pop("exec_ids", None)
+    predict["parameters"].pop(REUSED_PARAMETER, None)  # set by providers.sweep.reuse.with_mimics when any is
     predict["inputs"].update(prediction_inputs(harbors, data_by_harbor, models=[], test_sets={}))
     predict["inputs"].pop("dataset", None)  # fed by the edges from this sweep's preprocess nodes
     _apply_step_settings(converted, sweep)
@@ -237,8 +245,10 @@ def prediction_execution(
     test_sets: Mapping[str, Sequence[str]],
     tags: Sequence[str],
     settings: Mapping[str, Any] | None = None,
+    reused_cells: Mapping[str, str] | None = None,
 ) -> dict:
-    """The seed's final POST: predict-models with the training execution ids (and the models as inputs)."""
+    """The seed's final POST: predict-models with the training execution ids (and the models as inputs),
+    and the cells whose training execution an earlier pipeline ran (`reused_cells`, for the report)."""
     body = {
         "project": project_id,
         "commit": commit,
@@ -247,6 +257,7 @@ def prediction_execution(
         "parameters": {
             "exec_ids": [training_execution_ids[k] for k in sorted(training_execution_ids)],
             "harbours": list(harbors),
+            **({REUSED_PARAMETER: reused_parameter(reused_cells)} if reused_cells else {}),
         },
         "inputs": prediction_inputs(harbors, data_by_harbor, models, test_sets),
         "tags": list(tags),

@@ -9,18 +9,29 @@ edges from it feed downstream nodes and the cell's training execution stays the 
 
 A source must be a node whose own status and whose execution's status are both `complete`, in a pipeline
 that is not deleted: failed, stopped, deleted or unfinished work is never reused (a failed pipeline's
-completed preprocess node is, which is how a failed train re-runs alone). Pure: no HTTP, no Pulumi.
+completed preprocess node is, which is how a failed train re-runs alone). Those rules live here only:
+the program hands this module every candidate pipeline it read, from the stack's state or by tag
+(stacks/reuse.py). Pure: no HTTP, no Pulumi.
+
+The report says which cells were reused: `with_mimics` gives the predict node of a pipeline it changes the
+`reused_cells` parameter (`payloads.reused_parameter`), cell -> `pipeline #N` of its training execution.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from providers.api.statuses import COMPLETE
 from providers.sweep.identity import NODE_TAG_PREFIX, node_tags
+from providers.sweep.payloads import PREDICT_NODE, REUSED_PARAMETER, TRAIN_NODE, reused_parameter
+
+# The two line shapes below, as `toolchain/plan_explain.py` reads them back from the engine's diagnostics.
+REUSE_LINE = re.compile(r"^(?P<name>\S+): reuse (?P<node>\S+) from (?P<source>pipeline #\S+) \(same key\)$")
+SUMMARY_LINE = re.compile(r"^reuse: (?P<to_run>\d+) nodes to run, (?P<reused>\d+) reused$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,11 @@ class Source:
     pipeline_counter: int | None
     execution_id: str
     execution_counter: int | None
+
+
+def pipeline_label(counter: int | None) -> str:
+    """How the plan, the outputs and the report name the pipeline a reused node ran in."""
+    return f"pipeline #{counter}"
 
 
 def tag_nodes(payload: Mapping[str, Any], identity: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -84,20 +100,37 @@ def plan_reuse(
     return chosen
 
 
-def with_mimics(payload: Mapping[str, Any], reuse: Mapping[str, Source]) -> dict[str, Any]:
-    """The payload with each reused node replaced by a mimic of its source (edges untouched)."""
+def reused_cells(reuse: Mapping[str, Source], cell_of: Mapping[str, str]) -> dict[str, str]:
+    """Cell -> `pipeline #N` for each cell whose train node (`train`, or `train-<slug>` in single mode) is
+    planned as a mimic: its model was trained there."""
+    return {
+        cell_of[name]: pipeline_label(source.pipeline_counter)
+        for name, source in reuse.items()
+        if name.split("-", 1)[0] == TRAIN_NODE and name in cell_of
+    }
+
+
+def with_mimics(
+    payload: Mapping[str, Any], reuse: Mapping[str, Source], cell_of: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The payload with each reused node replaced by a mimic of its source (edges untouched), and its predict
+    node (single mode), when it runs, told which cells were reused (`cell_of`: node name -> cell)."""
     out = copy.deepcopy(dict(payload))
     out["nodes"] = [
         {"type": "mimic", "name": n["name"], "source": reuse[n["name"]].node_id} if n["name"] in reuse else n
         for n in out["nodes"]
     ]
+    cells = reused_cells(reuse, cell_of or {})
+    for node in out["nodes"]:
+        if node["name"] == PREDICT_NODE and node.get("type", "execution") == "execution" and cells:
+            node.setdefault("template", {}).setdefault("parameters", {})[REUSED_PARAMETER] = reused_parameter(cells)
     return out
 
 
 def plan_lines(label_of: Mapping[str, str], node_of: Mapping[str, str], reuse: Mapping[str, Source]) -> list[str]:
     """One line per reused node: `harbor_A/epochs-2: reuse train from pipeline #7 (same key)`."""
     return [
-        f"{label_of[name]}: reuse {node_of[name]} from pipeline #{source.pipeline_counter} (same key)"
+        f"{label_of[name]}: reuse {node_of[name]} from {pipeline_label(source.pipeline_counter)} (same key)"
         for name, source in reuse.items()
     ]
 

@@ -7,11 +7,14 @@ order (harbor hA, tiny data). New work is counted on the backend, by step, after
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import Stack, copy_project, stack_on_copy
+
+from toolchain.plan_explain import parse_preview
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +57,14 @@ def up(stack: Stack, check: int | None = 0) -> str:
 def test_parallel_to_single_runs_only_predict_and_back(stack, runs):
     trained = stack.outputs()["training_execution_ids"]
     stack.configure(["hA"], [1, 2], mode="single")
-    preview = stack.run(["preview"]).stdout
-    assert "hA/epochs-1: reuse train from pipeline #" in preview  # the plan says it before anything runs
-    assert "reuse: 1 nodes to run, 4 reused" in preview
+    plan = parse_preview(stack.preview())  # what plan-explain reports: the plan says it before anything runs
+    assert {(r["name"], r["node"]) for r in plan["reuse"]} == {
+        (f"hA/epochs-{e}", node) for e in (1, 2) for node in ("preprocess", "train")
+    }
+    assert plan["reuse_summary"] == {"to_run": 1, "reused": 4}
     out = up(stack)
     assert "reuse: 1 nodes to run, 4 reused" in out
+    assert "cannot read this stack's state" not in out  # the sources came from the stack's own state
     assert runs.new() == {"predict-models": 1}  # 0 new train (or preprocess) executions
     (big,) = [p for p in stack.pipelines() if p["title"] == "sweep-one"]
     types = {n["name"]: n["type"] for n in big["nodes"]}
@@ -66,6 +72,9 @@ def test_parallel_to_single_runs_only_predict_and_back(stack, runs):
     outputs = stack.outputs()
     assert outputs["training_execution_ids"] == trained  # the executions that actually trained
     assert set(outputs["reused_cells"]) == {"hA/epochs-1", "hA/epochs-2"}
+    predict = next(n for n in big["nodes"] if n["name"] == "predict")["execution"]["id"]
+    (report,) = [d for d in stack.api.execution_outputs(predict) if d["name"] == "predictions.json"]
+    assert json.loads(stack.api.download(report["id"]))["reused_cells"] == outputs["reused_cells"]  # the report says so
     assert set(outputs["metrics"]["hA/epochs-1"]) >= {"val_accuracy"}
 
     stack.configure(["hA"], [1, 2], mode="parallel")
@@ -85,6 +94,13 @@ def test_single_mode_one_epoch_added_runs_only_the_new_cell_and_predict(stack, r
     assert "hA/epochs-3: reuse preprocess from pipeline #" in out and "hA/epochs-3: reuse train" not in out
     assert "reuse: 2 nodes to run, 5 reused" in out  # train of epochs-3, and predict
     assert runs.new() == {"train": 1, "predict-models": 1}
+    report = stack.outputs()["predictions"]  # the stack's report: epochs-1 and -2 were not trained again
+    assert set(report["reused_cells"]) == {"hA/epochs-1", "hA/epochs-2"}
+    assert {name: model.get("reused_from") for name, model in report["models"].items()} == {
+        "model-hA-epochs-1": report["reused_cells"]["hA/epochs-1"],
+        "model-hA-epochs-2": report["reused_cells"]["hA/epochs-2"],
+        "model-hA-epochs-3": None,  # trained in this pipeline (a null value leaves the output's map)
+    }
 
 
 def test_train_script_change_reuses_every_preprocess_and_a_failed_train_reruns_alone(stack, runs, project_copy):

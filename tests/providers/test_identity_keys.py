@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,11 +113,16 @@ def test_plan_explain_collects_the_reason_lines_and_the_planned_ops():
             {"message": "hA/epochs-2: replace: learning_rate 0.001 -> 0.002\n", "severity": "info"},
             {"message": "hA/epochs-2: replace: learning_rate 0.001 -> 0.002\n", "severity": "info"},
             {"message": "sweep: 1 started (3s)\n", "severity": "info"},
+            {"message": "hA/epochs-2: reuse preprocess from pipeline #7 (same key)\n", "severity": "info"},
+            {"message": "hA/epochs-2: reuse preprocess from pipeline #7 (same key)\n", "severity": "info"},
+            {"message": "reuse: 1 nodes to run, 1 reused\n", "severity": "info"},
         ],
     }
     assert parse_preview(preview) == {
         "steps": {"cell-hA-epochs-2": "replace"},
         "reasons": [{"name": "hA/epochs-2", "op": "replace", "reason": "learning_rate 0.001 -> 0.002"}],
+        "reuse": [{"name": "hA/epochs-2", "node": "preprocess", "source": "pipeline #7"}],
+        "reuse_summary": {"to_run": 1, "reused": 1},
     }
 
 
@@ -141,3 +147,26 @@ def test_the_requirements_every_step_installs_are_part_of_its_files_and_its_reas
         StepFilesError, match=r"steps/ensure_requirements.py reads steps/requirements.txt, which is not"
     ):
         step_files(tmp_path, "run", commands)
+
+
+def test_plan_explain_prints_the_reuse_lines_and_summary(monkeypatch, capsys):
+    """The text report shows what the program printed at preview: one line per reused node, then the counts."""
+    from subprocess import CompletedProcess
+
+    from providers.sweep.reuse import Source, plan_lines, summary_line
+    from toolchain import plan_explain
+
+    source = Source("n1", "train", "p7", 7, "e1", 3)
+    lines = [*plan_lines({"train": "hA/epochs-1"}, {"train": "train"}, {"train": source}), summary_line(2, 1)]
+    preview = {
+        "steps": [{"op": "create", "urn": "urn:pulumi:s::valohai-sweep::x:y:SweepPipeline::sweep"}],
+        "diagnostics": [{"message": line + "\n", "severity": "info"} for line in lines],
+    }
+    result = CompletedProcess([], 0, stdout=json.dumps(preview), stderr="")
+    monkeypatch.setattr(plan_explain, "run_pulumi", lambda *a, **k: result)
+    with pytest.raises(SystemExit) as exited:
+        plan_explain.main(["--stack", "s"])
+    assert exited.value.code == plan_explain.EXIT_CHANGES
+    out = capsys.readouterr().out
+    assert "  hA/epochs-1: reuse train from pipeline #7 (same key)\n" in out
+    assert out.rstrip().endswith("2 nodes to run, 1 reused")

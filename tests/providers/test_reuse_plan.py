@@ -6,10 +6,15 @@ import pytest
 
 from providers.sweep.config import SweepConfigError, parse_sweep
 from providers.sweep.identity import node_key, node_tag
+from providers.sweep.payloads import prediction_execution
 from providers.sweep.reuse import (
+    REUSE_LINE,
+    SUMMARY_LINE,
+    Source,
     completed_sources,
     plan_lines,
     plan_reuse,
+    reused_cells,
     summary_line,
     tag_nodes,
     with_mimics,
@@ -100,3 +105,94 @@ def test_reuse_and_force_rerun_stack_options():
     assert parse_sweep({**base, "force_rerun": ["harbor_A/epochs-5"]}).force_rerun == ("harbor_A/epochs-5",)
     with pytest.raises(SweepConfigError, match="force_rerun names harbor_B/epochs-2, not a cell of this sweep"):
         parse_sweep({**base, "force_rerun": "harbor_B/epochs-2"})
+
+
+def sweep_payload() -> dict:
+    """A single-mode payload: two cells' preprocess/train nodes and the predict node."""
+    nodes = [
+        {"name": f"{n}-{c}", "type": "execution", "template": {"step": n, "parameters": {}}}
+        for c in ("hA-epochs-1", "hA-epochs-2")
+        for n in ("preprocess", "train")
+    ]
+    nodes.append({"name": "predict", "type": "execution", "template": {"step": "predict-models", "parameters": {}}})
+    return {"nodes": nodes, "edges": []}
+
+
+SWEEP_CELLS = {
+    **{f"{n}-hA-epochs-{e}": f"hA/epochs-{e}" for n in ("preprocess", "train") for e in (1, 2)},
+    "predict": "prediction",
+}
+
+
+def source(counter: int, name: str) -> Source:
+    return Source(f"p{counter}-{name}", name, f"p{counter}", counter, f"e{counter}-{name}", counter)
+
+
+def test_the_predict_node_is_told_which_cells_were_reused_only_when_a_train_node_is_a_mimic():
+    reuse = {
+        "preprocess-hA-epochs-1": source(3, "preprocess"),
+        "train-hA-epochs-1": source(3, "train"),
+        "preprocess-hA-epochs-2": source(4, "preprocess"),  # its train runs: not a reused cell
+    }
+    out = with_mimics(sweep_payload(), reuse, SWEEP_CELLS)
+    predict = next(n for n in out["nodes"] if n["name"] == "predict")
+    assert predict["template"]["parameters"] == {"reused_cells": ["hA/epochs-1=pipeline #3"]}
+    assert reused_cells(reuse, SWEEP_CELLS) == {"hA/epochs-1": "pipeline #3"}
+
+    nothing = with_mimics(sweep_payload(), {"preprocess-hA-epochs-2": source(4, "preprocess")}, SWEEP_CELLS)
+    assert "reused_cells" not in next(n for n in nothing["nodes"] if n["name"] == "predict")["template"]["parameters"]
+    mimicked_predict = with_mimics(sweep_payload(), {**reuse, "predict": source(5, "predict")}, SWEEP_CELLS)
+    assert next(n for n in mimicked_predict["nodes"] if n["name"] == "predict") == {
+        "type": "mimic",
+        "name": "predict",
+        "source": "p5-predict",
+    }
+
+
+def test_the_parallel_prediction_carries_the_reused_cells_parameter_only_when_some_are():
+    common = {
+        "commit": "c",
+        "project_id": "p",
+        "training_execution_ids": {"hA/epochs-1": "e3-train"},
+        "models": [],
+        "harbors": ["hA"],
+        "data_by_harbor": {"hA": {}},
+        "test_sets": {},
+        "tags": [],
+    }
+    assert "reused_cells" not in prediction_execution(**common)["parameters"]
+    assert "reused_cells" not in prediction_execution(**common, reused_cells={})["parameters"]
+    body = prediction_execution(**common, reused_cells={"hA/epochs-2": "pipeline #4", "hA/epochs-1": "pipeline #3"})
+    assert body["parameters"]["reused_cells"] == ["hA/epochs-1=pipeline #3", "hA/epochs-2=pipeline #4"]
+    assert body["parameters"]["exec_ids"] == ["e3-train"]  # the execution that trained, reused or not
+
+
+def test_plan_explain_reads_back_the_lines_the_plan_prints():
+    line = plan_lines({"train": "hA/epochs-2"}, {"train": "train"}, {"train": source(7, "train")})[0]
+    assert REUSE_LINE.match(line).groupdict() == {"name": "hA/epochs-2", "node": "train", "source": "pipeline #7"}
+    assert SUMMARY_LINE.match(summary_line(3, 4)).groupdict() == {"to_run": "3", "reused": "4"}
+
+
+def test_the_backend_accepts_the_reused_cells_parameter_and_renders_it_as_one_argument():
+    """The prediction's parameters as the local backend checks them against the real valohai.yaml, and the
+    command line the step then gets (valohai-yaml's build_command quotes the value)."""
+    from pathlib import Path
+
+    from local_valohai.services.executions import _command, validate_parameters
+    from providers.sweep.payloads import load_config
+
+    step = load_config((Path(__file__).resolve().parents[2] / "valohai.yaml").read_text()).steps["predict-models"]
+    body = prediction_execution(
+        commit="c",
+        project_id="p",
+        training_execution_ids={"hA/epochs-1": "e1", "hA/epochs-2": "e2"},
+        models=[],
+        harbors=["hA"],
+        data_by_harbor={"hA": {}},
+        test_sets={},
+        tags=[],
+        reused_cells={"hA/epochs-1": "pipeline #3", "hA/epochs-2": "pipeline #4"},
+    )
+    values = validate_parameters(step, body["parameters"])
+    assert values["reused_cells"] == ["hA/epochs-1=pipeline #3", "hA/epochs-2=pipeline #4"]
+    assert "'--reused_cells=hA/epochs-1=pipeline #3,hA/epochs-2=pipeline #4'" in _command(step, values, None)

@@ -75,6 +75,7 @@ def sweep(tmp_path_factory) -> dict[str, Any]:
         "predict_models.py",
         [
             f"--harbours={','.join(HARBORS)}",
+            f"--reused_cells={HARBORS[0]}/epochs-{TRAIN_EPOCHS}=pipeline #7",
             "--dataset",
             *map(str, test_sets),
             "--models",

@@ -170,6 +170,17 @@ def test_predict_without_any_model(tmp_path):
     assert_one_line_error(run, "input 'models'", "exec_ids")
 
 
+def test_predict_rejects_a_malformed_reused_cells_value_before_loading_models(tmp_path):
+    """Values reach the step as Valohai renders a `multiple: separate` parameter: one comma-joined argument."""
+    run = run_script(
+        tmp_path,
+        "predict_models.py",
+        ["--harbours=harbor_A", "--reused_cells=harbor_A/epochs-2=pipeline #7,bogus"],
+        check=False,
+    )
+    assert_one_line_error(run, "reused_cells value 'bogus'", "harbor_A/epochs-2=pipeline #7")
+
+
 def test_predict_exec_ids_need_a_token(tmp_path):
     run = run_script(
         tmp_path,

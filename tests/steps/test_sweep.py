@@ -92,6 +92,12 @@ def test_predictions_json_matches_the_saved_images(sweep):
     out = sweep["predict"].outputs
     predictions = json.loads((out / "predictions.json").read_text())
     assert predictions["harbours"] == HARBORS
+    reused = f"{HARBORS[0]}/epochs-{TRAIN_EPOCHS}"
+    assert predictions["reused_cells"] == {reused: "pipeline #7"}  # the report says which cells were reused
+    assert {n: e["reused_from"] for n, e in predictions["models"].items()} == {
+        f"model-{h}-epochs-{TRAIN_EPOCHS}": "pipeline #7" if h == HARBORS[0] else None for h in HARBORS
+    }
+    assert f"{reused} (pipeline #7)" in (out / "report" / "index.html").read_text()
     assert set(predictions["models"]) == {f"model-{h}-epochs-{TRAIN_EPOCHS}" for h in HARBORS}
     for name, entry in predictions["models"].items():
         assert entry["epochs"] == TRAIN_EPOCHS and entry["harbor"] in name

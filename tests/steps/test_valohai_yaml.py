@@ -26,7 +26,7 @@ def test_steps_declare_the_contracted_parameters_and_inputs():
         "generate-harbors": ({"harbors", "image_size", "images_per_class", "test_images_per_harbor", "seed"}, set()),
         "preprocess-dataset": ({"dataset_name", "validation_split", "image_size"}, {"dataset", "labels"}),
         "train": ({"dataset_name", "epochs", "learning_rate", "batch_size"}, {"dataset"}),
-        "predict-models": ({"exec_ids", "harbours"}, {"dataset", "models", "test_labels"}),
+        "predict-models": ({"exec_ids", "harbours", "reused_cells"}, {"dataset", "models", "test_labels"}),
     }
     for name, (parameters, inputs) in expected.items():
         step = steps[name]
