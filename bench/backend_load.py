@@ -1,8 +1,8 @@
 """Load benchmark for the local backend's read path, idle and under load, on loopback only.
 
 Each round creates `--creates` one-node pipelines of a no-op step (so as many no-op executions queue up),
-then reads random pipelines by id `--reads` times while those executions run ("loaded"), waits until the
-queue has drained, and reads as many times again with nothing running ("idle"). It prints both phases
+then reads random pipelines by id up to `--reads` times while those executions run ("loaded": the reads
+stop when the queue has drained), waits for that, and reads `--reads` times with nothing running ("idle"). It prints both phases
 side by side, the median over `--repeats` rounds, and writes them to bench/README.md unless `--no-readme`.
 The reads use one keep-alive `http.client` connection per client thread: the client shares the cores with
 the server, and `requests` would spend more of them than the server does. Errors must be 0.
@@ -118,9 +118,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def hammer(
-    count: int, threads: int, make_request: Callable[[int], object], deadline: float, server_pid: int
+    count: int,
+    threads: int,
+    make_request: Callable[[int], object],
+    deadline: float,
+    server_pid: int,
+    stop: threading.Event | None = None,
 ) -> tuple[Phase, list]:
-    """Run `count` requests over `threads` threads; returns their latencies and the results of those that worked."""
+    """Run up to `count` requests over `threads` threads (fewer once `stop` is set or the deadline passed);
+    returns their latencies and the results of those that worked."""
     latencies: list[float] = []
     results: list = []
     errors = 0
@@ -128,7 +134,7 @@ def hammer(
 
     def one(i: int) -> None:
         nonlocal errors
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or (stop is not None and stop.is_set()):
             return
         began = time.perf_counter()
         try:
@@ -155,13 +161,29 @@ class Round:
     creates: Phase
     loaded: Phase
     idle: Phase
-    queued_after_loaded: int  # executions still incomplete when the loaded reads ended (> 0: load all along)
+    queued_after_loaded: int  # executions still incomplete when the loaded reads ended (0: they stopped early)
     starts_per_s: float
 
 
 def incomplete(s: requests.Session, api: str, project_id: str) -> int:
     params: dict[str, str | int] = {"project": project_id, "status": "incomplete", "limit": 1}
     return int(s.get(f"{api}/executions/", params=params, timeout=30).json()["count"])
+
+
+def stop_when_drained(api: str, headers: dict[str, str], project_id: str, stop: threading.Event) -> threading.Thread:
+    """Set `stop` once no execution of the project is queued or running: reads after that are not under load."""
+
+    def watch() -> None:
+        with requests.Session() as s:
+            s.headers.update(headers)
+            while not stop.is_set():
+                if incomplete(s, api, project_id) == 0:
+                    stop.set()
+                stop.wait(0.25)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def wait_drained(s: requests.Session, api: str, project_id: str, deadline: float) -> None:
@@ -221,8 +243,12 @@ def run(args: argparse.Namespace) -> list[Round]:
         for number in range(args.repeats):
             creates, new_ids = hammer(args.creates, args.threads, create, deadline, pid)
             ids += new_ids
-            loaded, _ = hammer(args.reads, args.threads, read, deadline, pid)
+            drained = threading.Event()
+            watcher = stop_when_drained(api, server.headers, project["id"], drained)
+            loaded, _ = hammer(args.reads, args.threads, read, deadline, pid, drained)
             left = incomplete(s, api, project["id"])
+            drained.set()
+            watcher.join()
             wait_drained(s, api, project["id"], deadline)
             idle, _ = hammer(args.reads, args.threads, read, deadline, pid)
             rate = starts_per_s(s, api, project["id"], number * args.creates + 1, args.creates)
@@ -259,8 +285,9 @@ def report_lines(rounds: list[Round], args: argparse.Namespace) -> list[str]:
     loaded_rps, idle_rps = med([r.loaded.rps for r in rounds]), med([r.idle.rps for r in rounds])
     lines.append(f"under load / idle GET throughput: {loaded_rps / idle_rps:.2f}")
     lines.append(
-        f"executions still queued when the loaded reads ended: {', '.join(str(r.queued_after_loaded) for r in rounds)}"
-        f" of {args.creates} per round"
+        f"reads under load (they stop once the queue has drained): {', '.join(str(len(r.loaded.latencies)) for r in rounds)}"
+        f" of {args.reads}; executions still queued then: {', '.join(str(r.queued_after_loaded) for r in rounds)}"
+        f" of {args.creates}"
     )
     lines.append(
         f"scheduler: {med([r.starts_per_s for r in rounds]):.1f} no-op executions started/s with {args.workers} workers"
@@ -270,7 +297,7 @@ def report_lines(rounds: list[Round], args: argparse.Namespace) -> list[str]:
 
 
 def write_readme(lines: list[str], args: argparse.Namespace) -> None:
-    """Replace only this benchmark's section of bench/README.md."""
+    """Replace this benchmark's figures in bench/README.md; its `###` subsections (notes) stay."""
     text = README.read_text() if README.exists() else "# Benchmarks\n"
     block = (
         f"{SECTION}\n\n`python bench/backend_load.py`: loopback, {args.threads} client threads, {args.workers} runner "
@@ -280,8 +307,9 @@ def write_readme(lines: list[str], args: argparse.Namespace) -> None:
     )
     if SECTION in text:
         start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + block + (text[end + 1 :] if end != -1 else "")
+        ends = [i for i in (text.find("\n## ", start + 1), text.find("\n### ", start + 1)) if i != -1]
+        end = min(ends) if ends else -1
+        text = text[:start] + block + ("\n" + text[end + 1 :] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     README.write_text(text)
