@@ -37,6 +37,11 @@ def outputs_of(db: Db, execution_id: str) -> list[Row]:
     return db.all("SELECT * FROM datums WHERE output_execution_id=? ORDER BY name", (execution_id,))
 
 
+def count_outputs(db: Db, execution_id: str) -> int:
+    row = db.one("SELECT COUNT(*) AS n FROM datums WHERE output_execution_id=?", (execution_id,))
+    return row["n"] if row else 0
+
+
 def outputs_of_many(db: Db, execution_ids: Iterable[str]) -> dict[str, list[Row]]:
     """Execution id → its outputs by name, for a whole page of executions at once."""
     rows = db.all_in("SELECT * FROM datums WHERE output_execution_id IN ({marks}) ORDER BY name", execution_ids)

@@ -48,6 +48,11 @@ def of_pipeline(db: Db, pipeline_id: str) -> list[Row]:
     return db.all("SELECT * FROM nodes WHERE pipeline_id=? ORDER BY position", (pipeline_id,))
 
 
+def count_of(db: Db, pipeline_id: str) -> int:
+    row = db.one("SELECT COUNT(*) AS n FROM nodes WHERE pipeline_id=?", (pipeline_id,))
+    return row["n"] if row else 0
+
+
 def of_pipelines(db: Db, pipeline_ids: Iterable[str]) -> dict[str, list[Row]]:
     """Pipeline id → its nodes in order, for a whole page of pipelines at once."""
     rows = db.all_in("SELECT * FROM nodes WHERE pipeline_id IN ({marks}) ORDER BY pipeline_id, position", pipeline_ids)

@@ -5,7 +5,7 @@ The serializers query nothing: a route loads a page, then its related rows here,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from . import datums, executions, nodes, pipelines, projects
@@ -29,12 +29,29 @@ class PipelineRelated:
     execution_related: ExecutionRelated
 
 
-def for_executions(db: Db, rows: Sequence[Row], *, outputs: bool = True) -> ExecutionRelated:
-    """Projects, commits, pipeline counters and (unless excluded) outputs of these executions."""
+def for_executions(
+    db: Db,
+    rows: Sequence[Row],
+    *,
+    outputs: bool = True,
+    known_projects: Mapping[str, Row] | None = None,
+    known_pipelines: Sequence[Row] = (),
+) -> ExecutionRelated:
+    """Projects, commits, pipeline counters and (unless excluded) outputs of these executions.
+
+    Rows the caller already holds (`known_projects` by id, `known_pipelines`) are not queried again: a
+    pipeline's GET would otherwise read its project and its own counter twice.
+    """
+    project_rows = dict(known_projects or {})
+    project_rows.update(projects.get_many(db, {row["project_id"] for row in rows} - project_rows.keys()))
+    counters = {row["id"]: row["counter"] for row in known_pipelines}
+    counters.update(
+        pipelines.counters(db, {row["pipeline_id"] for row in rows if row["pipeline_id"]} - counters.keys())
+    )
     return ExecutionRelated(
-        projects=projects.get_many(db, (row["project_id"] for row in rows)),
+        projects=project_rows,
         commits=projects.commits_of(db, ((row["project_id"], row["commit_identifier"]) for row in rows)),
-        pipeline_counters=pipelines.counters(db, (row["pipeline_id"] for row in rows if row["pipeline_id"])),
+        pipeline_counters=counters,
         outputs=datums.outputs_of_many(db, (row["id"] for row in rows)) if outputs else {},
     )
 
@@ -45,10 +62,14 @@ def for_pipelines(db: Db, rows: Sequence[Row]) -> PipelineRelated:
     node_rows = nodes.of_pipelines(db, ids)
     execution_ids = [n["execution_id"] for group in node_rows.values() for n in group if n["execution_id"]]
     node_executions = executions.get_many(db, execution_ids)
+    project_ids = {row["project_id"] for row in rows} | {row["project_id"] for row in node_executions.values()}
+    project_rows = projects.get_many(db, project_ids)
     return PipelineRelated(
-        projects=projects.get_many(db, (row["project_id"] for row in rows)),
+        projects=project_rows,
         nodes=node_rows,
         edges=nodes.edges_of_pipelines(db, ids),
         executions=node_executions,
-        execution_related=for_executions(db, list(node_executions.values())),
+        execution_related=for_executions(
+            db, list(node_executions.values()), known_projects=project_rows, known_pipelines=rows
+        ),
     )

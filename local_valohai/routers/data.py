@@ -14,9 +14,9 @@ from ..serializers import dataset_dict, dataset_version_dict, datum_dict
 from ..services.outputs import blob_path
 from ..signing import signed_path, verify
 from ..validation import dataset_part, shorten, text
-from .common import Payload, backend, base_url, bool_param, found, ordering, paginate
+from .common import API_PREFIX, Payload, backend, base_url, bool_param, found, ordering, paginate
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 DATUM_ORDERING = ("ctime", "name", "size")
 

@@ -17,6 +17,7 @@ from ..services.executions import ExecutionSpec, create_execution
 from ..signing import signed_path
 from ..validation import counter
 from .common import (
+    API_PREFIX,
     Payload,
     backend,
     base_url,
@@ -27,11 +28,12 @@ from .common import (
     ordering,
     paginate,
     project_or_400,
+    small_read,
     status_param,
     stop_reply,
 )
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 SPEC_FIELDS = (
     "parameters",
@@ -113,9 +115,12 @@ def list_executions(request: Request) -> JSONResponse:
 
 
 @router.get("/executions/{ident}/")
-def get_execution(ident: str, request: Request) -> JSONResponse:
+async def get_execution(ident: str, request: Request) -> Response:
+    """On the event loop unless the execution has many outputs (`small_read`): clients poll this."""
     row = by_ident(request, "executions", ident, "Execution")
-    return JSONResponse(_serialized(request, row, _exclude(request)))
+    exclude = _exclude(request)
+    outputs = 0 if "outputs" in exclude else db.datums.count_outputs(backend(request).store, row["id"])
+    return await small_read(outputs, lambda: JSONResponse(_serialized(request, row, exclude)))
 
 
 @router.post("/executions/{ident}/stop/")

@@ -15,6 +15,7 @@ from ..services.pipeline_payload import create_pipeline
 from ..services.scheduler import PIPELINE_INCOMPLETE
 from ..validation import counter, string_list
 from .common import (
+    API_PREFIX,
     Payload,
     backend,
     base_url,
@@ -23,11 +24,12 @@ from .common import (
     ordering,
     paginate,
     project_or_400,
+    small_read,
     status_param,
     stop_reply,
 )
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 ORDERING = ("counter", "ctime", "mtime", "title", "status")
 
@@ -67,8 +69,11 @@ def list_pipelines(request: Request) -> JSONResponse:
 
 
 @router.get("/pipelines/{ident}/")
-def get_pipeline(ident: str, request: Request) -> JSONResponse:
-    return JSONResponse(_serialized(request, [by_ident(request, "pipelines", ident, "Pipeline")])[0])
+async def get_pipeline(ident: str, request: Request) -> Response:
+    """On the event loop unless the pipeline has many nodes (`small_read`): clients poll this."""
+    row = by_ident(request, "pipelines", ident, "Pipeline")
+    nodes = db.nodes.count_of(backend(request).store, row["id"])
+    return await small_read(nodes, lambda: JSONResponse(_serialized(request, [row])[0]))
 
 
 @router.post("/pipelines/{ident}/stop/")

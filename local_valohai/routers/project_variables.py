@@ -13,9 +13,9 @@ from .. import db
 from ..db import loads, now_iso
 from ..errors import ApiError
 from ..services.project_variables import public_view, with_variable, without_variable
-from .common import Payload, backend, found
+from .common import API_PREFIX, Payload, backend, found
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 
 @router.post("/projects/{project_id}/environment_variable/", status_code=201)

@@ -14,9 +14,9 @@ from ..errors import bad_request
 from ..serializers import commit_dict, project_dict
 from ..services.commits import import_package, resolve_commit
 from ..validation import safe_name, text
-from .common import Payload, backend, base_url, bool_param, found, list_param, ordering, paginate, read_body
+from .common import API_PREFIX, Payload, backend, base_url, bool_param, found, list_param, ordering, paginate, read_body
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 
 def _project(request: Request, project_id: str) -> Row:

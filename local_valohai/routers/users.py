@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from .. import __version__
 from ..environments import ENVIRONMENTS
 from ..serializers import LOCAL_USER
+from .common import API_PREFIX
 
-router = APIRouter()
+router = APIRouter(prefix=API_PREFIX)
 
 
 @router.get("/users/me/")
