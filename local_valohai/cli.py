@@ -47,6 +47,7 @@ def serve(args: argparse.Namespace) -> None:
     app = create_app(settings)
     config = uvicorn.Config(
         app,
+        http="httptools",  # pinned in pyproject.toml; h11 (pure Python) cost ~35% of the CPU of a GET (bench/README.md)
         log_level=args.log_level,
         access_log=args.access_log,
         timeout_graceful_shutdown=5,
