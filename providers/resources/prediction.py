@@ -26,6 +26,7 @@ from providers.api.statuses import is_terminal
 from providers.resources.adoption import retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
 from providers.resources.executions import read_execution_backed, submit_or_adopt_execution, wait_for_execution
+from providers.resources.snapshot import forget
 from providers.sweep.identity import content_key, content_tag
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
@@ -122,11 +123,14 @@ class PredictionProvider(ValohaiProvider):
         )
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        return read_execution_backed(id_, props, self.INPUTS)
+        payload = props.get("payload")
+        project = payload.get("project") if isinstance(payload, dict) else None
+        return read_execution_backed(id_, props, self.INPUTS, project_id=project, counter=props.get("counter"))
 
     def delete(self, id_: str, props: dict) -> None:
         """A finished prediction is a record; a running one is stopped."""
         api = client(props["host"])
+        forget()  # a listing taken before this stop must not answer a later read
         try:
             if not is_terminal(api.get_execution(id_, exclude="outputs,metadata,events")["status"]):
                 retry_transient(lambda: api.stop_execution(id_), what=f"stopping execution {id_}")
