@@ -411,6 +411,53 @@ class CountingProxy:
         self.server.server_close()
 
 
+# --- the provider process's memory ------------------------------------------------------------------
+
+
+class ProviderPeakRss:
+    """The peak RSS of the dynamic-provider processes (`python -u -m pulumi.dynamic`) started while active.
+
+    A thread reads `VmHWM` (the kernel's own high-water mark) from /proc every `interval` seconds; a
+    process's last reading before it exits is its peak, give or take what it grew in its last interval.
+    Linux only (elsewhere `peak_mb` stays 0).
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.peaks: dict[int, int] = {}  # pid -> VmHWM in kB
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> ProviderPeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        proc = Path("/proc")
+        while not self._stop.is_set():
+            for entry in proc.iterdir() if proc.is_dir() else ():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    if b"\0-m\0pulumi.dynamic" not in (entry / "cmdline").read_bytes():
+                        continue
+                    for line in (entry / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            kb = int(line.split()[1])
+                            self.peaks[int(entry.name)] = max(kb, self.peaks.get(int(entry.name), 0))
+                except (OSError, ValueError):
+                    continue
+            self._stop.wait(self.interval)
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.peaks.values(), default=0) / 1024
+
+
 # --- reporting ------------------------------------------------------------------------------------
 
 
