@@ -254,7 +254,7 @@ def write_sweep_stack(
             f"{PROJECT_NAME}:mode": "parallel",
             f"{PROJECT_NAME}:training": {"learning_rate": 0.002, "batch_size": 32, "validation_split": 0.3},
             f"{PROJECT_NAME}:data": {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 1, "seed": 42},
-            f"{PROJECT_NAME}:wait_timeout_minutes": "20",
+            f"{PROJECT_NAME}:wait_timeout_minutes": "90",  # a 1,000-cell `up` on a loaded machine
         }
     }
     (root / f"Pulumi.{stack}.yaml").write_text(json.dumps(config, indent=2))  # JSON is YAML
@@ -415,9 +415,9 @@ class CountingProxy:
 
 
 class ProviderPeakRss:
-    """The peak RSS of the dynamic-provider processes (`python -u -m pulumi.dynamic`) started while active.
+    """The peak RSS of the dynamic-provider processes (`python -u -m pulumi.dynamic`) this process started.
 
-    A thread reads `VmHWM` (the kernel's own high-water mark) from /proc every `interval` seconds; a
+    Only descendants of this process count (other stacks on the machine run providers too). A thread reads `VmHWM` (the kernel's own high-water mark) from /proc every `interval` seconds; a
     process's last reading before it exits is its peak, give or take what it grew in its last interval.
     Linux only (elsewhere `peak_mb` stays 0).
     """
@@ -445,6 +445,8 @@ class ProviderPeakRss:
                 try:
                     if b"\0-m\0pulumi.dynamic" not in (entry / "cmdline").read_bytes():
                         continue
+                    if not _descends_from(int(entry.name), os.getpid()):
+                        continue
                     for line in (entry / "status").read_text().splitlines():
                         if line.startswith("VmHWM:"):
                             kb = int(line.split()[1])
@@ -456,6 +458,18 @@ class ProviderPeakRss:
     @property
     def peak_mb(self) -> float:
         return max(self.peaks.values(), default=0) / 1024
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """True when `ancestor` is among the parents of `pid` (read from /proc/<pid>/stat)."""
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's pid
+    return False
 
 
 # --- reporting ------------------------------------------------------------------------------------

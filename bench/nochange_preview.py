@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h
 
-SHAPES = {10: (2, 5), 50: (5, 10), 200: (10, 20), 1000: (20, 50)}  # cells -> (harbors, epoch values)
+SHAPES = {10: (2, 5), 50: (5, 10), 200: (10, 20), 500: (20, 25), 1000: (20, 50)}  # cells -> (harbors, epoch values)
 MAX_REQUESTS = 10  # per preview, in all
 MAX_FLOOR_RATIO = 1.5  # ours / floor, at 1,000 cells
 WORKERS = 12
@@ -155,13 +155,13 @@ def print_summary(rows: list[dict]) -> bool:
         f"target <= {MAX_REQUESTS} requests per preview in all: {'MET' if requests_ok else 'MISSED'} "
         f"(max {max(r['requests'] for r in rows):.0f})"
     )
-    big = [r for r in rows if r["n"] >= 1000]
-    ratio_ok = all(r["ours"] / r["floor"] <= MAX_FLOOR_RATIO for r in big)
-    if big:
-        print(
-            f"target ours <= {MAX_FLOOR_RATIO}x floor at 1,000 cells: {'MET' if ratio_ok else 'MISSED'} "
-            f"({big[0]['ours'] / big[0]['floor']:.2f}x)"
-        )
+    largest = max(rows, key=lambda r: r["n"])
+    ratio = largest["ours"] / largest["floor"]
+    ratio_ok = ratio <= MAX_FLOOR_RATIO or largest["n"] < 1000
+    verdict = ("MET" if ratio <= MAX_FLOOR_RATIO else "MISSED") + (
+        "" if largest["n"] >= 1000 else ", below 1,000 cells"
+    )
+    print(f"target ours <= {MAX_FLOOR_RATIO}x floor at 1,000 cells: {verdict} ({ratio:.2f}x at N = {largest['n']})")
     return requests_ok and ratio_ok
 
 
