@@ -259,7 +259,7 @@ def write_sweep_stack(
             f"{PROJECT_NAME}:mode": "parallel",
             f"{PROJECT_NAME}:training": {"learning_rate": 0.002, "batch_size": 32, "validation_split": 0.3},
             f"{PROJECT_NAME}:data": {"image_size": 16, "images_per_class": 4, "test_images_per_harbor": 1, "seed": 42},
-            f"{PROJECT_NAME}:wait_timeout_minutes": "20",
+            f"{PROJECT_NAME}:wait_timeout_minutes": "90",  # a 1,000-cell `up` on a loaded machine
         }
     }
     (root / f"Pulumi.{stack}.yaml").write_text(json.dumps(config, indent=2))  # JSON is YAML
@@ -414,6 +414,67 @@ class CountingProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- the provider process's memory ------------------------------------------------------------------
+
+
+class ProviderPeakRss:
+    """The peak RSS of the dynamic-provider processes (`python -u -m pulumi.dynamic`) this process started.
+
+    Only descendants of this process count (other stacks on the machine run providers too). A thread reads `VmHWM` (the kernel's own high-water mark) from /proc every `interval` seconds; a
+    process's last reading before it exits is its peak, give or take what it grew in its last interval.
+    Linux only (elsewhere `peak_mb` stays 0).
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.peaks: dict[int, int] = {}  # pid -> VmHWM in kB
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> ProviderPeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        proc = Path("/proc")
+        while not self._stop.is_set():
+            for entry in proc.iterdir() if proc.is_dir() else ():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    if b"\0-m\0pulumi.dynamic" not in (entry / "cmdline").read_bytes():
+                        continue
+                    if not _descends_from(int(entry.name), os.getpid()):
+                        continue
+                    for line in (entry / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            kb = int(line.split()[1])
+                            self.peaks[int(entry.name)] = max(kb, self.peaks.get(int(entry.name), 0))
+                except (OSError, ValueError):
+                    continue
+            self._stop.wait(self.interval)
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.peaks.values(), default=0) / 1024
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """True when `ancestor` is among the parents of `pid` (read from /proc/<pid>/stat)."""
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's pid
+    return False
 
 
 # --- reporting ------------------------------------------------------------------------------------

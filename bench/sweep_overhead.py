@@ -2,6 +2,7 @@
 
     python bench/sweep_overhead.py            # N = 4 (2x2) and 16 (4x4) cells, S = 5 s, 2 repeats
     python bench/sweep_overhead.py --quick    # N = 4 only, 1 repeat
+    python bench/sweep_overhead.py --cells 1000 --sleep 0 --repeats 1   # 1,000 cells (20x50): see "At scale"
 
 What is compared, in one run and alternating which goes first:
   (a) ours: `pulumi up --yes` (preview + update, as `make demo` runs it) of a fresh stack of a throw-away
@@ -17,6 +18,15 @@ predict, which no orchestrator can beat.
 
 Targets (design.md section 6): our overhead over the critical path <= no-op `up` time + 3 s, and our wall
 time <= half the seed's at S = 5.
+
+At scale (N >= `SCALE`, issue 17): the seed is not run (its 30 s rounds over 1,000 GETs measure nothing
+new); instead Pulumi's floor is measured in the same run: `pulumi up` creating as many `ToolchainProbe`
+resources (dynamic, no HTTP) on a fresh stack. Targets: the `up` succeeds (0 errors), no duplicate remote
+objects (as many pipelines as cells, one execution per node), `up` start -> first execution <= no-op `up`
++ 1 s, and wall time beyond the critical path <= 1.2x the floor's `up`. The backend runs at most
+`MAX_WORKERS` executions at once (a worker per cell would be 1,000 subprocesses on 2 cores), so its queue is
+in the wall time; the backend's own span (first execution start -> last end) is printed beside it. The
+dynamic-provider process's peak RSS is printed too (`_harness.ProviderPeakRss`).
 """
 
 from __future__ import annotations
@@ -39,7 +49,9 @@ SEED_POLL_SECONDS = 30.0
 FAST_POLL_SECONDS = 1.0
 DEADLINE_SECONDS = 600.0
 
-SHAPES = {4: (2, 2), 16: (4, 4)}  # cells -> (harbors, epoch values)
+SHAPES = {4: (2, 2), 16: (4, 4), 1000: (20, 50)}  # cells -> (harbors, epoch values)
+SCALE = 1000  # from this size on: the floor instead of the seed
+MAX_WORKERS = 24  # backend executions at once
 
 
 # --- (b) the seed ---------------------------------------------------------------------------------
@@ -186,12 +198,86 @@ def run_ours(server, root: Path, work: Path, stack: str, project_name: str, swee
     env = h.pulumi_env(work, server.token)
     h.init_stack(root, env, stack)
     up_started = time.time()
-    up, _ = h.pulumi(["up", "--yes", "-s", stack], root, env)
+    with h.ProviderPeakRss() as memory:
+        up, _ = h.pulumi(["up", "--yes", "-s", stack], root, env, timeout=3600)
     up_ended = time.time()
-    noop, result = h.pulumi(["up", "--yes", "-s", stack], root, env)
+    noop, result = h.pulumi(["up", "--yes", "-s", stack], root, env, timeout=3600)
     if "unchanged" not in result.stdout or any(w in result.stdout for w in (" created", " replaced", " updated")):
         raise RuntimeError(f"the second `up` was not a no-op:\n{result.stdout[-3000:]}")
-    return {"up": up, "noop_up": noop, **critical_path(api, project["id"], up_started, up_ended)}
+    return {
+        "up": up,
+        "noop_up": noop,
+        "rss": memory.peak_mb,
+        "duplicates": duplicates(api, project["id"], sweep_raw),
+        **critical_path(api, project["id"], up_started, up_ended),
+    }
+
+
+def duplicates(api, project_id: str, sweep_raw: dict) -> int:
+    """Remote objects beyond one per cell (pipelines) and one per node (executions): 0 when nothing doubled."""
+    harbors, cells = len(sweep_raw["harbors"]), len(sweep_raw["harbors"]) * len(sweep_raw["epochs"])
+    expected = {"generate-harbors": harbors, "preprocess-dataset": cells, "train": cells, "predict-models": 1}
+    steps: dict[str, int] = {}
+    for execution in api.list_executions(project_id):
+        steps[execution["step"]] = steps.get(execution["step"], 0) + 1
+    extra = sum(max(steps.get(step, 0) - n, 0) for step, n in expected.items())
+    return extra + max(len(api.list_pipelines(project_id)) - cells, 0)
+
+
+def run_floor(work: Path, n_resources: int, stack: str) -> float:
+    """Pulumi's own cost of creating as many trivial dynamic resources: `up` of a fresh probe stack."""
+    root = h.write_probe_project(work / f"floor-{stack}", stack, n_resources)
+    env = h.pulumi_env(work / "floor-home", None)
+    h.init_stack(root, env, stack)
+    seconds, _ = h.pulumi(["up", "--yes", "-s", stack], root, env, timeout=3600)
+    return seconds
+
+
+# --- at scale: ours against Pulumi's floor ----------------------------------------------------------
+
+
+def run_at_scale(work: Path, n: int, sleep: float, repeats: int) -> bool:
+    """A fresh `up` of N cells and Pulumi's floor for as many resources, alternately; True when targets met."""
+    harbors, epochs = SHAPES[n]
+    sweep_raw = {"harbors": h.harbor_names(harbors), "epochs": list(range(1, epochs + 1)), "mode": "parallel"}
+    resources = n + harbors + 3  # code package, datasets, cells, results, prediction
+    root = h.write_sweep_project(work / f"project-{n}", sleep=sleep)
+    ours_runs, floors = [], []
+    with h.backend(work / f"backend-{n}", workers=min(n + harbors + 1, MAX_WORKERS)) as server:
+        for r in range(repeats):
+            for which in ("ours", "floor") if r % 2 == 0 else ("floor", "ours"):
+                if which == "floor":
+                    floors.append(run_floor(work, resources, f"floor{n}r{r}"))
+                    print(
+                        f"  N={n} run {r + 1}: floor `up` of {resources} trivial dynamic resources {floors[-1]:.2f} s"
+                    )
+                    continue
+                res = run_ours(server, root, work / f"pulumi-{n}", f"n{n}r{r}", f"ours-{n}-{r}", sweep_raw)
+                ours_runs.append(res)
+                print(
+                    f"  N={n} run {r + 1}: ours up {res['up']:.2f} s, no-op up {res['noop_up']:.2f} s, critical path "
+                    f"{res['critical']:.2f} s, backend span {res['backend_span']:.2f} s, duplicates "
+                    f"{res['duplicates']}, provider peak RSS {res['rss']:.0f} MB\n"
+                    f"        start->1st step {res['to_first_step']:.2f}, gen->cells {res['gen_to_cells']:.2f}, "
+                    f"cells->predict {res['cells_to_predict']:.2f}, predict->exit {res['after_predict']:.2f}",
+                    flush=True,
+                )
+    med = {k: h.median([x[k] for x in ours_runs]) for k in ("up", "noop_up", "critical", "to_first_step")}
+    beyond = h.median([x["up"] - x["critical"] for x in ours_runs])
+    floor = h.median(floors)
+    dup = max(x["duplicates"] for x in ours_runs)
+    first_ok = med["to_first_step"] <= med["noop_up"] + 1.0
+    beyond_ok = beyond <= 1.2 * floor
+    print(
+        f"\nat scale, N={n} (medians, seconds): up {med['up']:.2f}, beyond critical path {beyond:.2f}, floor "
+        f"{floor:.2f} (ratio {beyond / floor:.2f}), start->1st step {med['to_first_step']:.2f}, no-op up "
+        f"{med['noop_up']:.2f}\n"
+        f"targets: 0 errors: MET (every `up` exited 0); 0 duplicates: {'MET' if dup == 0 else 'MISSED'} ({dup}); "
+        f"1st step <= no-op up + 1 s: {'MET' if first_ok else 'MISSED'}; beyond critical path <= 1.2x floor: "
+        f"{'MET' if beyond_ok else 'MISSED'}\n",
+        flush=True,
+    )
+    return dup == 0 and first_ok and beyond_ok
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -211,7 +297,10 @@ def main() -> int:
     print(f"machine: {h.machine()}\n")
     work = h.temp_dir("vpac-bench-sweep-")
     summary = []
-    for n in sizes:
+    all_met = True
+    for n in [n for n in sizes if n >= SCALE]:
+        all_met &= run_at_scale(work, n, args.sleep, repeats)
+    for n in [n for n in sizes if n < SCALE]:
         harbors, epochs = SHAPES[n]
         sweep_raw = {
             "harbors": h.harbor_names(harbors),
@@ -257,12 +346,14 @@ def main() -> int:
         summary.append((n, up, noop, crit, overhead, excess, seed_total, seed_proper, ratio))
         print()
 
+    if not summary:
+        print(f"work dir (state, backend data, logs): {work}")
+        return 0 if all_met else 1
     print("medians (seconds)")
     print(
         f"{'N':>3} {'ours up':>8} {'no-op up':>9} {'crit.path':>9} {'overhead':>9} {'excess':>7} "
         f"{'seed':>7} {'seed own':>8} {'ours/seed':>9}  targets"
     )
-    all_met = True
     for n, up, noop, crit, overhead, excess, seed_total, seed_proper, ratio in summary:
         overhead_ok = excess <= 3.0
         ratio_ok = ratio <= 0.5

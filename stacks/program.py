@@ -92,16 +92,20 @@ class StackKeys:
 
 def compute_keys(root: Path, yaml_config: Config, sweep: Sweep) -> StackKeys:
     """The content identities of every node of the stack (see `providers.sweep.identity`)."""
+    # Once per step, not per cell: hashing its files and serializing its definition (valohai-yaml walks the
+    # whole step each time) cost milliseconds, times 1,000 cells (bench/program_cost.py).
     files: dict[str, dict[str, str]] = {}
+    definitions: dict[str, dict] = {}
 
     def node(step: str, parameters: dict, upstream: dict) -> dict:
-        definition = yaml_config.steps[step]
         if step not in files:
+            definition = yaml_config.steps[step]
             try:
                 files[step] = step_files(root, step, definition.command)
             except StepFilesError as exc:
                 raise pulumi.RunError(str(exc)) from None
-        return node_identity(definition.serialize(), files[step], parameters, upstream, sweep.step_settings(step))
+            definitions[step] = definition.serialize()
+        return node_identity(definitions[step], files[step], parameters, upstream, sweep.step_settings(step))
 
     datasets = {
         h: {"generate": node(payloads.GENERATE_STEP, payloads.generation_parameters(h, sweep.data), {})}

@@ -237,6 +237,17 @@ def test_plain_secret_names_in_the_settings_file():
     assert preflight.plain_secret_names(None) == []
 
 
+@pytest.fixture(autouse=True)
+def own_event_loop():
+    """Each test gets a fresh current event loop: pulumi Outputs bind to the current loop when made, and
+    a loop another test in this process closed (they run in any order and mix) must not be reused."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
 def _resolved(output: pulumi.Output) -> tuple[object, bool]:
     async def both():
         return await output.future(), await output.is_secret()

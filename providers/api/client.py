@@ -16,6 +16,7 @@ Why one client: retries, error messages and token hygiene are decided once. Ever
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -45,6 +46,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # password holds `@` or `/` unencoded. Showing too little of a URL is the safe side.
 _USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>.*@)", re.DOTALL)
 SHOWN_PROJECTS = 20  # how many visible projects an unknown-project message lists
+# A stack program resolves `valohai:project` from several places (preflight, reuse, estimates), each with its
+# own client; within a process, a name resolved by a token stays resolved this long (one list, not three).
+RESOLVED_SECONDS = 60.0
+_resolved: dict[tuple[str, str, str], tuple[float, dict]] = {}  # (host, token digest, spec) -> (when, project)
+
+
+def _token_digest(token: str) -> str:
+    """What the memo keeps of a token: its hash, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def redact_url(url: str) -> str:
@@ -266,6 +276,14 @@ class ValohaiClient:
         `owner/name` candidates; an exact-case match wins over case-insensitive ones. `owner/name` is this
         tool's addition, to pick one of them.
         """
+        remembered = _resolved.get((self.host, _token_digest(self._token), name_or_id.strip()))
+        if remembered and time.monotonic() - remembered[0] < RESOLVED_SECONDS:
+            return dict(remembered[1])
+        project = self._resolve_project(name_or_id)
+        _resolved[(self.host, _token_digest(self._token), name_or_id.strip())] = (time.monotonic(), dict(project))
+        return project
+
+    def _resolve_project(self, name_or_id: str) -> dict:
         projects = self.list_projects()
         spec = name_or_id.strip()
         wanted = spec.lower()

@@ -18,11 +18,13 @@ from providers.api.errors import ValohaiNotFound, ValohaiTransient
 from providers.api.statuses import DONE, is_terminal
 from providers.api.waiting import WaitCancelled, WaitTimeout, summarize, wait_for
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
-from providers.resources.base import input_view, progress
+from providers.resources.base import input_view, integral_numbers, progress
 from providers.resources.run_control import ended_early, settle, wait_seconds
+from providers.resources.snapshot import forget, read_execution
 
 
 def submit_or_adopt_execution(api: ValohaiClient, payload: Mapping[str, Any], tag: str) -> dict:
+    forget()  # a listing taken before this create must not answer a later read
     execution, _adopted = create_once(
         lambda: api.create_execution({**payload, "tags": [*payload.get("tags", []), tag]}),
         lambda: find_adoptable(api.list_executions(payload["project"], tag=tag, ordering="-counter"), tag),
@@ -88,10 +90,15 @@ def outputs_by_name(api: ValohaiClient, execution_id: str) -> dict[str, str]:
     return {d["name"]: f"datum://{d['id']}" for d in api.execution_outputs(execution_id)}
 
 
-def read_execution_backed(id_: str, props: dict, input_keys: tuple[str, ...]) -> ReadResult:
-    """`read` of a resource that is one execution: live status, or gone when deleted outside the tool."""
+def read_execution_backed(
+    id_: str, props: dict, input_keys: tuple[str, ...], *, project_id: Any = None, counter: Any = None
+) -> ReadResult:
+    """`read` of a resource that is one execution: live status, or gone when deleted outside the tool.
+
+    With the project and the execution's counter (from state), the read is answered from one listing of
+    neighbouring counters (`providers.resources.snapshot`); without them, by one GET."""
     try:
-        execution = client(props["host"]).get_execution(id_, exclude="outputs,metadata,events")
+        execution = read_execution(client(props["host"]), project_id, id_, integral_numbers(counter))
     except ValohaiNotFound:
         execution = {"deleted": True}
     if execution.get("deleted"):
@@ -108,6 +115,7 @@ def stop_running_execution(api: ValohaiClient, execution_id: str, what: str) -> 
     def status() -> Any:
         return api.get_execution(execution_id, exclude="outputs,metadata,events")["status"]
 
+    forget()  # a listing taken before this stop must not answer a later read
     try:
         if not is_terminal(status()):
             retry_transient(lambda: api.stop_execution(execution_id), what=f"stopping execution {execution_id}")

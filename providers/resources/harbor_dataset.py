@@ -96,7 +96,9 @@ class HarborDatasetProvider(ValohaiProvider):
         )
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        return read_execution_backed(id_, props, self.INPUTS)
+        return read_execution_backed(
+            id_, props, self.INPUTS, project_id=props.get("project_id"), counter=props.get("execution_counter")
+        )
 
     def delete(self, id_: str, props: dict) -> None:
         """Keep the data: other stacks may share it, and executions are the audit trail. A generation

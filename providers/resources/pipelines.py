@@ -25,6 +25,7 @@ from providers.api.statuses import is_terminal
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
 from providers.resources.run_control import settle
+from providers.resources.snapshot import forget, read_pipeline
 from providers.sweep.identity import TAG_PREFIX, content_tag
 
 RELEASED_TAG = "released"
@@ -126,6 +127,7 @@ class PipelineProvider(ValohaiProvider):
         payload = props["payload"]
         key = props["key"]
         tag = content_tag(key)
+        forget()  # a listing taken before this create must not answer a later read
         pipeline, adopted = create_once(
             lambda: api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]}),
             lambda: find_adoptable(api.list_pipelines(payload["project"], title=payload["title"]), tag),
@@ -138,8 +140,9 @@ class PipelineProvider(ValohaiProvider):
         return CreateResult(pipeline["id"], {**input_view(props, self.INPUTS), **live_outputs(pipeline)})
 
     def read(self, id_: str, props: dict) -> ReadResult:
+        project = (props.get("payload") or {}).get("project") if isinstance(props.get("payload"), dict) else None
         try:
-            pipeline = client(props["host"]).get_pipeline(id_)
+            pipeline = read_pipeline(client(props["host"]), project, id_, integral_numbers(props.get("counter")))
         except ValohaiNotFound:
             pipeline = {"deleted": True}
         if pipeline.get("deleted"):
@@ -150,6 +153,7 @@ class PipelineProvider(ValohaiProvider):
 
     def delete(self, id_: str, props: dict) -> None:
         api = client(props["host"])
+        forget()  # nor one taken before this delete
         try:
             if not is_terminal(props.get("status")):
                 retry_transient(lambda: api.stop_pipeline(id_), what=f"stopping pipeline {id_}")

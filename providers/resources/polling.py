@@ -17,7 +17,7 @@ still fails counts as "no news" until the wait's deadline (providers/api/waiting
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,6 +54,40 @@ def _project_of(pipeline: dict[str, Any]) -> str | None:
     return project.get("id") if isinstance(project, dict) else project
 
 
+class NewestFirst:
+    """One project's pipelines (or executions), newest first, fetched one page at a time as they are consumed.
+
+    The one home of the list request the providers send: `project`, `ordering=-counter` and `limit`, as
+    valohai-cli 0.37 sends them (valohai_cli/utils/list_command.py); `extra` adds filters some callers need
+    (`exclude`). Used by `PipelineSweepReader` (wait rounds) and `providers.resources.snapshot` (refresh).
+    """
+
+    def __init__(self, api: ValohaiClient, path: str, project_id: str, page_size: int, **extra: Any) -> None:
+        self._items: Iterator[dict] = api.paginate(
+            path, page_size=page_size, project=project_id, ordering="-counter", **extra
+        )
+        self.seen: dict[str, dict] = {}  # id -> object, as listed
+        self.lowest: int | None = None  # the lowest counter listed so far
+        self.exhausted = False
+
+    def next(self) -> dict | None:
+        """The next object (a new page is requested only when the last one is used up); None at the end."""
+        item = next(self._items, None)
+        if item is None:
+            self.exhausted = True
+            return None
+        if item.get("id"):
+            self.seen[item["id"]] = item
+        if isinstance(item.get("counter"), int):
+            self.lowest = item["counter"]
+        return item
+
+    def down_to(self, counter: int) -> None:
+        """Read on until the list has shown every object with `counter` or above (or has ended)."""
+        while not self.exhausted and (self.lowest is None or self.lowest > counter):
+            self.next()
+
+
 class PipelineSweepReader:
     """Reads a set of pipelines by id, with one list request per call where it can."""
 
@@ -75,16 +109,13 @@ class PipelineSweepReader:
             self.project_id = self.project_id or _project_of(first)
         missing = wanted - found.keys()
         if missing and self.project_id:
-            pages = self.api.paginate(
-                "pipelines/", page_size=self.sweep_size + PAGE_MARGIN, project=self.project_id, ordering="-counter"
-            )
-            lowest = None
-            for pipeline in pages:
+            listing = NewestFirst(self.api, "pipelines/", self.project_id, self.sweep_size + PAGE_MARGIN)
+            while missing and (pipeline := listing.next()) is not None:
                 if pipeline.get("id") in missing and "nodes" in pipeline:
                     found[pipeline["id"]] = pipeline
                     missing = missing - {pipeline["id"]}
                 lowest = pipeline.get("counter")
-                if not missing or (lowest is not None and self._below_all(lowest, wanted, found)):
+                if lowest is not None and self._below_all(lowest, wanted, found):
                     break
         for pipeline_id in sorted(wanted - found.keys()):
             found[pipeline_id] = self.api.get_pipeline(pipeline_id)

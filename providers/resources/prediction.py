@@ -124,7 +124,9 @@ class PredictionProvider(ValohaiProvider):
         )
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        return read_execution_backed(id_, props, self.INPUTS)
+        payload = props.get("payload")
+        project = payload.get("project") if isinstance(payload, dict) else None
+        return read_execution_backed(id_, props, self.INPUTS, project_id=project, counter=props.get("counter"))
 
     def delete(self, id_: str, props: dict) -> None:
         """A finished prediction is a record; a running one is stopped."""

@@ -22,7 +22,7 @@ from providers.sweep.step_settings import StepSettingsError, parse_step_settings
 from steps.harbor_names import is_harbor_name
 
 MODES = ("parallel", "single")
-MAX_CELLS = 500
+MAX_CELLS = 1000  # the largest sweep measured (bench/nochange_preview.py, bench/sweep_overhead.py)
 WAIT_TIMEOUT_MINUTES = (0.1, 7 * 24 * 60)  # range of wait_timeout_minutes (default 120)
 POLL_INTERVAL_SECONDS = (0.05, 600)  # range of poll_interval_seconds (default: providers/resources/polling.py)
 ON_END_EARLY = ("leave", "stop")  # on_cancel / on_timeout: what becomes of unfinished work

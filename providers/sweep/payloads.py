@@ -112,6 +112,20 @@ def _set_cell(preprocess: dict, train: dict, cell: Cell, sweep: Sweep, data: Map
     t["inputs"].pop("dataset", None)
 
 
+_converted: dict[tuple[int, str], tuple[Config, dict]] = {}
+
+
+def _converted_training_pipeline(config: Config, commit: str) -> dict:
+    """valohai-yaml's conversion of `training-pipeline`, once per config and commit: it is the same for every
+    cell (the cell's values are set on a copy) and costs milliseconds (bench/program_cost.py). The config is
+    kept with its conversion, so its id cannot be reused by another config while cached."""
+    key = (id(config), commit)
+    if key not in _converted:
+        converter = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={})
+        _converted[key] = (config, dict(converter.convert_pipeline(config.pipelines[TRAINING_PIPELINE])))
+    return _converted[key][1]
+
+
 def training_pipeline(
     config: Config,
     *,
@@ -123,9 +137,7 @@ def training_pipeline(
     tags: Sequence[str],
 ) -> dict:
     """One cell's preprocess -> train pipeline, as the seed's parallel script posts it."""
-    converted = PipelineConverter(config=config, commit_identifier=commit, parameter_arguments={}).convert_pipeline(
-        config.pipelines[TRAINING_PIPELINE]
-    )
+    converted = copy.deepcopy(_converted_training_pipeline(config, commit))
     _set_cell(_node(converted, PREPROCESS_NODE), _node(converted, TRAIN_NODE), cell, sweep, data)
     _apply_step_settings(converted, sweep)
     return {"project": project_id, "title": cell.title, "tags": list(tags), **converted}

@@ -43,7 +43,7 @@ def test_comma_separated_strings_are_accepted():
         ({"harbors": ["a"], "epochs": [1], "training": {"learning_rate": 5}}, "training.learning_rate must be between"),
         ({"harbors": ["a"], "epochs": [1], "training": {"momentum": 1}}, "training has unknown key(s) momentum"),
         ({"harbors": ["a"], "epochs": [1], "data": {"image_size": 100000}}, "data.image_size must be between"),
-        ({"harbors": [f"h{i}" for i in range(30)], "epochs": list(range(1, 21))}, "600 cells"),
+        ({"harbors": [f"h{i}" for i in range(30)], "epochs": list(range(1, 41))}, "1200 cells"),
         ({"harbors": ["a"], "epochs": [1], "wait_timeout_minutes": -1}, "wait_timeout_minutes must be between"),
     ],
 )
