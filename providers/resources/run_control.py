@@ -20,7 +20,8 @@ from typing import Any
 
 from providers.api import waiting  # `waiting.clock`, which tests replace, so replays never sleep
 from providers.api.statuses import is_terminal
-from providers.api.waiting import WaitCancelled, WaitTimeout
+from providers.api.waiting import Backoff, WaitCancelled, WaitTimeout
+from providers.resources.base import progress
 
 POLICIES = ("leave", "stop")
 SETTLE_SECONDS = 60.0  # how long a delete waits for a stopped object's processes to end
@@ -33,19 +34,16 @@ def settle(status: Callable[[], Any], what: str, *, timeout: float = SETTLE_SECO
     (a pipeline and its nodes' executions). False, with a line saying so, when it did not end in time.
     """
     deadline = waiting.clock.monotonic() + timeout
-    pause = 0.1
+    pauses = Backoff(first=0.1, factor=1.5, cap=2.0)
     while True:
         current = status()
         statuses = current if isinstance(current, list) else [current]
         if all(is_terminal(s) for s in statuses):
             return True
         if waiting.clock.monotonic() >= deadline:
-            from providers.resources.base import progress
-
             progress(f"{what}: still stopping after {timeout:.0f} s; going on (it ends on its own)")
             return False
-        waiting.clock.sleep(pause)
-        pause = min(pause * 1.5, 2.0)
+        waiting.clock.sleep(pauses.next_delay())
 
 
 def run_control(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -128,6 +128,12 @@ def copy_project(root: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory) -> Path:
+    """A module's own copy of the project (modules that edit steps or valohai.yaml edit only theirs)."""
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
 def stack_on_copy(tmp_path_factory, backend: LocalValohai, project: Path, name: str) -> Stack:
     """A stack (own state, token in the environment) whose program is the project copy's `stacks/`, brought
     up with harbor hA x epochs 1, 2: the starting point the module-scoped e2e scenarios build on."""

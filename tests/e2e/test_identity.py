@@ -15,17 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_DATA, Stack, copy_project, stack_on_copy
+from conftest import TINY_DATA, Stack, stack_on_copy
 from support import ROOT
 
 from toolchain.plan_explain import QUIET_OPS as QUIET
 
 CELLS = ["cell-hA-epochs-1", "cell-hA-epochs-2"]
-
-
-@pytest.fixture(scope="module")
-def project_copy(tmp_path_factory) -> Path:
-    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from conftest import Stack, copy_project, stack_on_copy
+from conftest import Stack, stack_on_copy
 
 from toolchain.plan_explain import parse_preview
-
-
-@pytest.fixture(scope="module")
-def project_copy(tmp_path_factory) -> Path:
-    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,20 @@ def sweep_with(steps=STEPS, **extra):
     return parse_sweep({"harbors": ["harbor_A", "harbor_B"], "epochs": [2], "steps": steps, **extra})
 
 
+def single_pipeline(config, sweep):
+    """The single-mode pipeline payload of `sweep`."""
+    return payloads.sweep_pipeline(
+        config,
+        commit="~c",
+        project_id="p",
+        cells=sweep.cells,
+        sweep=sweep,
+        data_by_harbor=DATA,
+        tags=[],
+        title="sweep-t",
+    )
+
+
 def test_settings_are_parsed_to_payload_fields():
     sweep = sweep_with()
     assert sweep.step_settings("train") == {
@@ -82,16 +96,7 @@ def test_every_node_template_and_execution_carries_its_steps_settings(config):
     assert nodes["train"]["environment_variables"] == {"TF_CPP_MIN_LOG_LEVEL": "2", "WANDB_MODE": "offline"}
     assert "environment" not in nodes["preprocess"] and nodes["preprocess"]["image"] == "tensorflow/tensorflow:2.21.0"
 
-    single = payloads.sweep_pipeline(
-        config,
-        commit="~c",
-        project_id="p",
-        cells=sweep.cells,
-        sweep=sweep,
-        data_by_harbor=DATA,
-        tags=[],
-        title="sweep-t",
-    )
+    single = single_pipeline(config, sweep)
     templates = {n["name"]: n["template"] for n in single["nodes"]}
     assert all(t["environment"] == "aws-eu-west-1-g4dn-xlarge" for n, t in templates.items() if n.startswith("train-"))
     assert templates["predict"]["environment"] == "local" and templates["predict"]["time_limit"] == 600
@@ -202,16 +207,7 @@ def test_only_the_values_some_step_names_are_kept():
 def test_secret_values_go_into_their_steps_templates_and_executions_only(config):
     sweep = sweep_with(SECRET_STEPS)
     values = {"train": {"WANDB_API_KEY": SECRET}}
-    single = payloads.sweep_pipeline(
-        config,
-        commit="~c",
-        project_id="p",
-        cells=sweep.cells,
-        sweep=sweep,
-        data_by_harbor=DATA,
-        tags=[],
-        title="sweep-t",
-    )
+    single = single_pipeline(config, sweep)
     step_settings.add_secrets(single, values)
     for node in single["nodes"]:
         env = node["template"].get("environment_variables")
