@@ -8,7 +8,7 @@ from pathlib import Path
 
 from support import ROOT, run_pulumi
 
-from toolchain.environment import pinned_version
+from toolchain.environment import AUTOMATIC_LOG_ENV, automatic_log_off, offline_env, pinned_version
 
 PROGRAM = """
 import pulumi
@@ -46,3 +46,21 @@ def test_up_preview_destroy_with_a_dynamic_provider_from_the_package(tmp_path: P
     run_pulumi(["destroy", "--yes"], project, pulumi_env)
     state = json.loads(run_pulumi(["stack", "export"], project, pulumi_env).stdout)
     assert not state["deployment"].get("resources")
+
+
+def test_the_cli_writes_no_automatic_log_unless_asked(tmp_path: Path, monkeypatch):
+    """Pulumi's automatic log (every property of every resource, gzipped and encrypted, on every run) is off
+    in the homes the project makes; VPAC_PULUMI_AUTOMATIC_LOG=1 brings it back."""
+    quiet = offline_env(tmp_path / "quiet", passphrase="test-passphrase")
+    subprocess.run(["pulumi", "stack", "ls"], env=quiet, cwd=tmp_path, capture_output=True, check=False)
+    logs = Path(quiet["PULUMI_HOME"]) / "logs"
+    assert logs.is_file(), "the placeholder that turns the log off is gone"
+
+    monkeypatch.setenv(AUTOMATIC_LOG_ENV, "1")
+    kept = offline_env(tmp_path / "kept", passphrase="test-passphrase")
+    subprocess.run(["pulumi", "stack", "ls"], env=kept, cwd=tmp_path, capture_output=True, check=False)
+    written = list((Path(kept["PULUMI_HOME"]) / "logs").glob("pulumi-*.log"))
+    assert written, "with the log asked for, the CLI wrote none: the switch no longer does what it says"
+
+    automatic_log_off(Path(kept["PULUMI_HOME"]))  # a home that logged before: its logs go, the placeholder comes
+    assert (Path(kept["PULUMI_HOME"]) / "logs").is_file()

@@ -30,6 +30,8 @@ PROJECT_STATE = ROOT / ".pulumi" / "state"
 DEFAULT_PASSPHRASE = "local-stacks-only"
 PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "PULUMI_CONFIG_PASSPHRASE_FILE"
+# Set to 1 to keep the pulumi CLI's automatic log (see `automatic_log_off`).
+AUTOMATIC_LOG_ENV = "VPAC_PULUMI_AUTOMATIC_LOG"
 
 
 def passphrase_in_effect(env: Mapping[str, str]) -> str | None:
@@ -87,6 +89,29 @@ def offline_settings(home: Path, state: Path, passphrase: str) -> dict[str, str]
     }
 
 
+def automatic_log_off(home: Path, keep: bool = False) -> None:
+    """Turn off the pulumi CLI's automatic log in `home`, unless `keep`.
+
+    Since 3.260 every CLI run writes each engine debug line, with every resource's full properties, gzipped
+    and encrypted, to `<PULUMI_HOME>/logs/` (pulumi/pulumi v3.260.0, pkg/logging/encrypted.go: `StartLogging`, always at debug
+    level; no setting turns it off). For a sweep that is Pulumi's largest per-resource cost: at 200 cells
+    it was 46% of the engine's CPU in a no-change preview (bench/README.md). `StartLogging` gives up, and the
+    CLI runs without it, when it cannot make that directory, so a plain file takes its place. Only homes
+    this project owns get it; `VPAC_PULUMI_AUTOMATIC_LOG=1` keeps the log (the placeholder is removed).
+    `pulumi -v=N --logtostderr` and `--logflow` still log as before.
+    """
+    logs = home / "logs"
+    if keep:
+        if logs.is_file():
+            logs.unlink()
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    if logs.is_dir():
+        shutil.rmtree(logs)  # the rotating logs of a home this project made, written before this setting
+    if not logs.exists():
+        logs.write_text("pulumi's automatic log is off here: see toolchain/environment.py, automatic_log_off\n")
+
+
 def search_path(bin_dir: Path | None, path: str) -> str:
     """PATH with the toolchain (when known) and then the project venv in front."""
     front = [str(bin_dir)] if bin_dir is not None else []
@@ -101,6 +126,7 @@ def offline_env(work: Path, passphrase: str) -> dict[str, str]:
     (work / "pulumi-state").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(offline_settings(work / "pulumi-home", work / "pulumi-state", passphrase))
+    automatic_log_off(work / "pulumi-home", keep=env.get(AUTOMATIC_LOG_ENV) == "1")
     env["PATH"] = search_path(bin_dir, env.get("PATH", ""))
     env["PULUMI_SKIP_CONFIRMATIONS"] = "true"
     env.pop("PULUMI_ACCESS_TOKEN", None)
@@ -114,6 +140,8 @@ def project_env(current: Mapping[str, str]) -> dict[str, str]:
     backend = current.get("PULUMI_BACKEND_URL") or f"file://{PROJECT_STATE}"
     env = offline_settings(Path(home), PROJECT_STATE, current.get("PULUMI_CONFIG_PASSPHRASE", DEFAULT_PASSPHRASE))
     env["PULUMI_BACKEND_URL"] = backend
+    if Path(home) == PROJECT_HOME:  # a home of the user's own choosing keeps Pulumi's defaults
+        automatic_log_off(PROJECT_HOME, keep=current.get(AUTOMATIC_LOG_ENV) == "1")
     env["PULUMI_VERSION_PINNED"] = pinned_version()
     env["PATH"] = search_path(recorded_bin_dir(), current.get("PATH", ""))
     return env
