@@ -99,6 +99,7 @@ class ValohaiProvider(ResourceProvider):
         the replacement's mimic nodes may point at the nodes it finished. A finished old object is
         replaced in the default order (create, then delete), so it stays alive while the new one reuses it.
         """
+        from providers.resources.packed import unpack
         from providers.sweep.explain import reason_line, reasons
 
         replaces = [
@@ -108,7 +109,7 @@ class ValohaiProvider(ResourceProvider):
         why: list[str] = []
         op = self.replace_word
         if "key" in replaces:
-            why += reasons(olds.get("identity"), news.get("identity"))
+            why += reasons(unpack(olds.get("identity")), unpack(news.get("identity")))
         why += [f"{k} {olds.get(k)} -> {news.get(k)}" for k in replaces if k != "key"]
         status_reason = self.remote_problem(olds)
         if status_reason:

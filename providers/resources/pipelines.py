@@ -24,6 +24,7 @@ from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_terminal
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
+from providers.resources.packed import pack, unpack
 from providers.resources.run_control import settle
 from providers.resources.snapshot import forget, read_pipeline
 from providers.sweep.identity import TAG_PREFIX, content_tag
@@ -94,7 +95,7 @@ class PipelineProvider(ValohaiProvider):
     INPUTS = ("host", "payload", "stack", "label", "key", "identity")
 
     def check_inputs(self, news):
-        payload = news.get("payload")
+        payload = unpack(news.get("payload"))
         problems = []
         if "key" in news and not news["key"]:
             problems.append(("key", "a pipeline needs its content key (computed by stacks/program.py)"))
@@ -124,7 +125,7 @@ class PipelineProvider(ValohaiProvider):
     def create(self, props: dict) -> CreateResult:
         props = integral_numbers(props)
         api = client(props["host"])
-        payload = props["payload"]
+        payload = unpack(props["payload"])
         key = props["key"]
         tag = content_tag(key)
         forget()  # a listing taken before this create must not answer a later read
@@ -140,7 +141,8 @@ class PipelineProvider(ValohaiProvider):
         return CreateResult(pipeline["id"], {**input_view(props, self.INPUTS), **live_outputs(pipeline)})
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        project = (props.get("payload") or {}).get("project") if isinstance(props.get("payload"), dict) else None
+        payload = unpack(props.get("payload"))
+        project = payload.get("project") if isinstance(payload, dict) else None
         try:
             pipeline = read_pipeline(client(props["host"]), project, id_, integral_numbers(props.get("counter")))
         except ValohaiNotFound:
@@ -192,11 +194,11 @@ class _PipelineResource(Resource):
             name,
             {
                 "host": host,
-                "payload": payload,
+                "payload": pack(payload),
                 "stack": stack,
                 "label": label,
                 "key": key,
-                "identity": identity,
+                "identity": pack(identity),
                 "status": None,
                 "counter": None,
                 "url": None,

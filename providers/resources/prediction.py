@@ -28,6 +28,7 @@ from providers.resources.executions import (
     submit_or_adopt_execution,
     wait_for_execution,
 )
+from providers.resources.packed import pack, unpack
 from providers.sweep.identity import content_key, content_tag
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
@@ -102,7 +103,7 @@ class PredictionProvider(ValohaiProvider):
         else:
             key = props["key"]
             execution = submit_or_adopt_execution(
-                api, props["payload"], prediction_tag(key, props.get("missing_cells"))
+                api, unpack(props["payload"]), prediction_tag(key, props.get("missing_cells"))
             )
             progress(f"prediction: execution #{execution.get('counter')}")
         execution = wait_for_execution(
@@ -124,7 +125,7 @@ class PredictionProvider(ValohaiProvider):
         )
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        payload = props.get("payload")
+        payload = unpack(props.get("payload"))
         project = payload.get("project") if isinstance(payload, dict) else None
         return read_execution_backed(id_, props, self.INPUTS, project_id=project, counter=props.get("counter"))
 
@@ -162,8 +163,8 @@ class Prediction(Resource, module="valohai", name="Prediction"):
                 "report_dir": report_dir,
                 "label": "prediction",
                 "key": key,
-                "identity": identity,
-                "payload": payload,
+                "identity": pack(identity),
+                "payload": pack(payload),
                 "execution_id_from_pipeline": execution_id_from_pipeline,
                 "run_control": run_control,
                 "missing_cells": missing_cells,

@@ -47,3 +47,36 @@ def test_an_unchanged_diff_does_not_import_deepdiff():
     )
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"
+
+
+def test_payloads_and_identities_travel_as_one_string_each_and_come_back_whole():
+    """A pipeline's nested inputs are one protobuf value each (not ~150), and unpack gives the object back;
+    state written as objects before packing still reads (upgrading changes no key)."""
+    import asyncio
+
+    from pulumi.runtime import rpc
+
+    from providers.resources.packed import pack, unpack
+
+    payload = {"project": "p", "nodes": [{"name": "train", "template": {"parameters": {"epochs": 2, "lr": 0.5}}}]}
+    packed = pack(payload)
+    assert isinstance(packed, str) and unpack(packed) == payload
+    assert unpack(payload) == payload and pack(None) is None and unpack(None) is None
+    assert unpack(rpc.UNKNOWN) == rpc.UNKNOWN  # a preview's unknown passes through untouched
+    struct = asyncio.run(rpc.serialize_properties({"payload": packed}, {}))
+    assert struct.fields["payload"].WhichOneof("kind") == "string_value"
+    assert unpack(rpc.deserialize_properties(struct)["payload"]) == payload  # 2 stays 2, not 2.0
+    with pytest.raises(ValueError, match="edited by hand"):
+        unpack("{not json")
+
+
+def test_the_plan_reasons_read_packed_and_unpacked_identities_alike(capsys):
+    from providers.resources.packed import pack
+
+    old = {"train": {"step": {"name": "train", "sha256": "a"}, "parameters": {"epochs": 2}}}
+    new = {"train": {"step": {"name": "train", "sha256": "a"}, "parameters": {"epochs": 3}}}
+    olds = {"host": "http://h", "key": "k1", "identity": old, "status": "complete"}  # state of an older version
+    news = {"host": "http://h", "key": "k2", "identity": pack(new)}
+    result = PipelineProvider().diff("id", olds, news)
+    assert result.replaces == ["key"]
+    assert "epochs 2 -> 3" in capsys.readouterr().out  # the reason line, from an object and a string
