@@ -172,6 +172,12 @@ class Round:
     idle: Phase
     queued_after_loaded: int  # executions still incomplete when the loaded reads ended (0: they stopped early)
     starts_per_s: float
+    finished_during_loaded: int  # executions that ended while the loaded reads ran
+
+    @property
+    def finished_per_s(self) -> float:
+        """The runner's work done meanwhile: the loaded phase's server CPU pays for these too."""
+        return self.finished_during_loaded / self.loaded.wall if self.loaded.wall else float("nan")
 
 
 def incomplete(s: requests.Session, api: str, project_id: str) -> int:
@@ -254,6 +260,7 @@ def run(args: argparse.Namespace) -> list[Round]:
             ids += new_ids
             drained = threading.Event()
             watcher = stop_when_drained(api, server.headers, project["id"], drained)
+            before = incomplete(s, api, project["id"])
             loaded, _ = hammer(args.reads, args.threads, read, deadline, pid, drained)
             left = incomplete(s, api, project["id"])
             drained.set()
@@ -261,14 +268,15 @@ def run(args: argparse.Namespace) -> list[Round]:
             wait_drained(s, api, project["id"], deadline)
             idle, _ = hammer(args.reads, args.threads, read, deadline, pid)
             rate = starts_per_s(s, api, project["id"], number * args.creates + 1, args.creates)
-            rounds.append(Round(creates, loaded, idle, left, rate))
+            rounds.append(Round(creates, loaded, idle, left, rate, before - left))
             print(f"round {number + 1}/{args.repeats}: " + "; ".join(round_lines(rounds[-1])), file=sys.stderr)
     return rounds
 
 
 def round_lines(r: Round) -> list[str]:
     return [
-        f"loaded GET {r.loaded.rps:.0f}/s p99 {r.loaded.percentile_ms(0.99):.1f} ms ({r.queued_after_loaded} queued at end)",
+        f"loaded GET {r.loaded.rps:.0f}/s p99 {r.loaded.percentile_ms(0.99):.1f} ms ({r.queued_after_loaded} queued at end,"
+        f" {r.finished_per_s:.1f} executions finished/s meanwhile)",
         f"idle GET {r.idle.rps:.0f}/s p99 {r.idle.percentile_ms(0.99):.1f} ms {r.idle.cpu_ms:.2f} server CPU ms/req",
     ]
 
@@ -302,7 +310,8 @@ def report_lines(rounds: list[Round], args: argparse.Namespace) -> list[str]:
         f" of {args.creates}"
     )
     lines.append(
-        f"scheduler: {med([r.starts_per_s for r in rounds]):.1f} no-op executions started/s with {args.workers} workers"
+        f"scheduler: {med([r.starts_per_s for r in rounds]):.1f} no-op executions started/s with {args.workers} workers;"
+        f" {med([r.finished_per_s for r in rounds]):.1f} finished/s during the reads under load"
     )
     lines.append(f"load average when the run began: {args.load_at_start:.1f} on {os.cpu_count()} cores")
     return lines

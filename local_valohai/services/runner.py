@@ -158,9 +158,9 @@ class Runner:
     def _run_registered(self, row: Row, running: _Running) -> bool:
         """Start, run and finish one execution: prepare its directory, run the step, store its outputs.
 
-        Four write transactions: started, the process id, the output lines while it runs (every
-        FLUSH_INTERVAL, when there are any), and the end (last lines, outputs' status line, final status and
-        the pipeline scheduler's reaction together). False when it was stopped before it could start.
+        Three write transactions besides the one that created and queued it: started, the process id, and
+        the end (last lines, outputs' status line, final status and the pipeline scheduler's reaction
+        together); plus one per FLUSH_INTERVAL while the step prints. False when it was stopped first.
         """
         execution_id = row["id"]
         workdir = self.settings.executions_dir / execution_id
