@@ -2,10 +2,11 @@
 
 Each round creates `--creates` one-node pipelines of a no-op step (so as many no-op executions queue up),
 then reads random pipelines by id up to `--reads` times while those executions run ("loaded": the reads
-stop when the queue has drained), waits for that, and reads `--reads` times with nothing running ("idle"). It prints both phases
-side by side, the median over `--repeats` rounds, and writes them to bench/README.md unless `--no-readme`.
-The reads use one keep-alive `http.client` connection per client thread: the client shares the cores with
-the server, and `requests` would spend more of them than the server does. Errors must be 0.
+stop when the queue has drained), waits for that, and reads `--reads` times with nothing running ("idle").
+It prints both phases side by side, the median over `--repeats` rounds, and writes them to bench/README.md
+unless `--no-readme`. The client shares the cores with the server: the reads use one keep-alive
+`http.client` connection per client thread and leave the bodies unparsed, and the table shows the client's
+own CPU per request next to the server's, so a client-bound run shows. Errors must be 0.
 
 Usage: python bench/backend_load.py [--quick] [--creates 1000] [--reads 5000] [--repeats 3] [--threads 8]
        [--workers 2] [--no-readme]
@@ -66,11 +67,17 @@ class Phase:
     errors: int
     wall: float
     server_cpu: float = float("nan")
+    client_cpu: float = float("nan")
 
     @property
     def cpu_ms(self) -> float:
         """Server CPU per request: less sensitive than req/s to what else runs on shared cores."""
         return self.server_cpu / len(self.latencies) * 1000 if self.latencies else float("nan")
+
+    @property
+    def client_cpu_ms(self) -> float:
+        """This process's CPU per request: it shares the cores, so it must stay well below the server's."""
+        return self.client_cpu / len(self.latencies) * 1000 if self.latencies else float("nan")
 
     @property
     def rps(self) -> float:
@@ -90,7 +97,9 @@ class Client:
         self.headers = headers
         self.local = threading.local()
 
-    def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "") -> object:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "", parse: bool = True
+    ) -> object:
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
@@ -105,7 +114,7 @@ class Client:
             raise
         if response.status >= 400:
             raise RuntimeError(f"{method} {path} answered {response.status}: {data[:200]!r}")
-        return json.loads(data)
+        return json.loads(data) if parse else data
 
 
 def cpu_seconds(pid: int) -> float:
@@ -149,11 +158,11 @@ def hammer(
             else:
                 errors += 1
 
-    cpu, started = cpu_seconds(server_pid), time.perf_counter()
+    cpu, own, started = cpu_seconds(server_pid), time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(one, range(count)))
     wall = time.perf_counter() - started
-    return Phase(latencies, errors, wall, cpu_seconds(server_pid) - cpu), results
+    return Phase(latencies, errors, wall, cpu_seconds(server_pid) - cpu, time.process_time() - own), results
 
 
 @dataclass
@@ -163,6 +172,12 @@ class Round:
     idle: Phase
     queued_after_loaded: int  # executions still incomplete when the loaded reads ended (0: they stopped early)
     starts_per_s: float
+    finished_during_loaded: int  # executions that ended while the loaded reads ran
+
+    @property
+    def finished_per_s(self) -> float:
+        """The runner's work done meanwhile: the loaded phase's server CPU pays for these too."""
+        return self.finished_during_loaded / self.loaded.wall if self.loaded.wall else float("nan")
 
 
 def incomplete(s: requests.Session, api: str, project_id: str) -> int:
@@ -237,14 +252,15 @@ def run(args: argparse.Namespace) -> list[Round]:
             assert isinstance(created, dict)
             return created["id"]
 
-        def read(i: int) -> None:
-            client.request("GET", f"/api/v0/pipelines/{random.choice(ids)}/")
+        def read(i: int) -> None:  # the body is not parsed: the client's CPU is not what is measured
+            client.request("GET", f"/api/v0/pipelines/{random.choice(ids)}/", parse=False)
 
         for number in range(args.repeats):
             creates, new_ids = hammer(args.creates, args.threads, create, deadline, pid)
             ids += new_ids
             drained = threading.Event()
             watcher = stop_when_drained(api, server.headers, project["id"], drained)
+            before = incomplete(s, api, project["id"])
             loaded, _ = hammer(args.reads, args.threads, read, deadline, pid, drained)
             left = incomplete(s, api, project["id"])
             drained.set()
@@ -252,14 +268,15 @@ def run(args: argparse.Namespace) -> list[Round]:
             wait_drained(s, api, project["id"], deadline)
             idle, _ = hammer(args.reads, args.threads, read, deadline, pid)
             rate = starts_per_s(s, api, project["id"], number * args.creates + 1, args.creates)
-            rounds.append(Round(creates, loaded, idle, left, rate))
+            rounds.append(Round(creates, loaded, idle, left, rate, before - left))
             print(f"round {number + 1}/{args.repeats}: " + "; ".join(round_lines(rounds[-1])), file=sys.stderr)
     return rounds
 
 
 def round_lines(r: Round) -> list[str]:
     return [
-        f"loaded GET {r.loaded.rps:.0f}/s p99 {r.loaded.percentile_ms(0.99):.1f} ms ({r.queued_after_loaded} queued at end)",
+        f"loaded GET {r.loaded.rps:.0f}/s p99 {r.loaded.percentile_ms(0.99):.1f} ms ({r.queued_after_loaded} queued at end,"
+        f" {r.finished_per_s:.1f} executions finished/s meanwhile)",
         f"idle GET {r.idle.rps:.0f}/s p99 {r.idle.percentile_ms(0.99):.1f} ms {r.idle.cpu_ms:.2f} server CPU ms/req",
     ]
 
@@ -270,7 +287,10 @@ def report_lines(rounds: list[Round], args: argparse.Namespace) -> list[str]:
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
-    lines = [f"{'phase':<40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'server CPU ms/req':>18}"]
+    lines = [
+        f"{'phase':<40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'server CPU ms/req':>18}"
+        f" {'client CPU ms/req':>18}"
+    ]
     for label, pick in (
         ("POST pipelines/ (queues the executions)", lambda r: r.creates),
         ("GET pipelines/{id}/ under load", lambda r: r.loaded),
@@ -280,7 +300,7 @@ def report_lines(rounds: list[Round], args: argparse.Namespace) -> list[str]:
         lines.append(
             f"{label:<40} {med([p.rps for p in phases]):8.1f} {med([p.percentile_ms(0.5) for p in phases]):8.1f} "
             f"{med([p.percentile_ms(0.99) for p in phases]):8.1f} {sum(p.errors for p in phases):7d} "
-            f"{med([p.cpu_ms for p in phases]):18.2f}"
+            f"{med([p.cpu_ms for p in phases]):18.2f} {med([p.client_cpu_ms for p in phases]):18.2f}"
         )
     loaded_rps, idle_rps = med([r.loaded.rps for r in rounds]), med([r.idle.rps for r in rounds])
     lines.append(f"under load / idle GET throughput: {loaded_rps / idle_rps:.2f}")
@@ -290,7 +310,8 @@ def report_lines(rounds: list[Round], args: argparse.Namespace) -> list[str]:
         f" of {args.creates}"
     )
     lines.append(
-        f"scheduler: {med([r.starts_per_s for r in rounds]):.1f} no-op executions started/s with {args.workers} workers"
+        f"scheduler: {med([r.starts_per_s for r in rounds]):.1f} no-op executions started/s with {args.workers} workers;"
+        f" {med([r.finished_per_s for r in rounds]):.1f} finished/s during the reads under load"
     )
     lines.append(f"load average when the run began: {args.load_at_start:.1f} on {os.cpu_count()} cores")
     return lines

@@ -9,6 +9,7 @@ from providers.api.statuses import ERROR, INCOMPLETE, STOPPED
 
 from . import db
 from .db import Store, Transaction, now_iso
+from .read_cache import ReadCache
 from .services.executions import stop_execution
 from .services.processes import kill_leftovers
 from .services.runner import INTERRUPTED, SHUTDOWN, Runner
@@ -25,8 +26,9 @@ class Backend:
         for d in (settings.store_dir, settings.commits_dir, settings.executions_dir):
             private_dir(d)
         self.store = Store(settings.db_path)
+        self.read_cache = ReadCache(self.store)
         self.runner = Runner(self.store, settings, self._execution_finished)
-        self.scheduler = Scheduler(self.store, settings.secret, self.runner.submit, self.runner.request_stop)
+        self.scheduler = Scheduler(self.store, settings.secret, self.runner.enqueue, self.runner.request_stop)
 
     def _execution_finished(self, execution_id: str) -> None:
         self.scheduler.execution_finished(execution_id)

@@ -99,6 +99,20 @@ class Transaction(Db):
     def after_commit(self, fn: Callable[[], object]) -> None:
         self._after.append(fn)
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that an exception undoes alone, with the callbacks it registered."""
+        callbacks = len(self._after)
+        self.conn.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO part")
+            self.conn.execute("RELEASE part")
+            del self._after[callbacks:]
+            raise
+        self.conn.execute("RELEASE part")
+
 
 class Store(Db):
     """Owns the database file; hands each thread its own connection."""
@@ -107,6 +121,8 @@ class Store(Db):
         self.path = path
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        # Bumped after each committed write: a value read before a read began says nothing changed since.
+        self.generation = 0
         self.conn().executescript(SCHEMA)
         for table, column, declaration in ADDED_COLUMNS:
             present = {row["name"] for row in self.all(f"PRAGMA table_info({table})")}
@@ -154,5 +170,6 @@ class Store(Db):
                 raise
             self._local.tx = None
             conn.execute("COMMIT")
+            self.generation += 1  # under the write lock, after the commit
         for fn in tx._after:
             fn()

@@ -82,7 +82,7 @@ def create(request: Request, data: Payload) -> JSONResponse:
     b = backend(request)
     with b.store.write() as tx:
         execution_id = create_execution(tx, b.store, b.settings.secret, spec, b.settings.limits)
-        tx.after_commit(lambda: b.runner.submit(execution_id))
+        b.runner.enqueue(tx, execution_id)
     row = db.executions.get(b.store, execution_id)
     assert row is not None
     return JSONResponse(_serialized(request, row), status_code=201)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tarfile
 import threading
 import uuid
@@ -250,8 +251,34 @@ def commit_config(row: Row) -> Config:
     return cached
 
 
+def unpacked_commit(row: Row) -> Path:
+    """The commit unpacked once, next to its tarball (tar's `data` filter is a second guard); never changed.
+
+    Two workers unpacking the same commit at once each unpack into their own directory; the first rename
+    wins and the other copy is removed.
+    """
+    tarball = Path(row["tarball"])
+    tree = tarball.with_name(tarball.name.split(".", 1)[0] + ".tree")
+    if tree.is_dir():
+        return tree
+    tmp = tree.with_name(f"{tree.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tarfile.open(tarball, mode="r:*") as tar:
+            tar.extractall(tmp, filter="data")
+        tmp.mkdir(exist_ok=True)  # an empty package unpacks to nothing
+        os.rename(tmp, tree)
+    except OSError:
+        if not tree.is_dir():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tree
+
+
 def extract_commit(row: Row, dest: Path) -> None:
-    """Unpack the commit into an execution's repository directory (tar's `data` filter is a second guard)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(row["tarball"], mode="r:*") as tar:
-        tar.extractall(dest, filter="data")
+    """Copy the commit's files into an execution's own repository directory (the step may change them).
+
+    A copy of the unpacked tree, not a fresh unpacking of the tarball per execution: cheaper for the
+    runner's threads, which share the server's cores and interpreter with the API's requests.
+    """
+    shutil.copytree(unpacked_commit(row), dest, symlinks=True, dirs_exist_ok=True)

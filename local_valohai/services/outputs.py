@@ -119,6 +119,8 @@ def collect_outputs(store: Store, store_dir: Path, execution: Row, outputs_dir: 
         return collected
     metadata = _read_metadata(outputs_dir, collected.warnings)
     files = _stored_files(store_dir, outputs_dir)
+    if not files:  # nothing to write: no transaction
+        return collected
     now = now_iso()
     versions: dict[tuple[str, str], _VersionPlan] = {}
     with store.write() as tx:

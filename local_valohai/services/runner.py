@@ -21,7 +21,7 @@ from pathlib import Path
 from providers.api.statuses import COMPLETE, CREATED, ERROR, QUEUED, STOPPED
 
 from .. import db
-from ..db import Row, Store, now_iso
+from ..db import Row, Store, Transaction, now_iso
 from ..settings import Settings
 from .event_sink import EventSink
 from .outputs import collect_outputs
@@ -88,15 +88,12 @@ class Runner:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
 
     # -- API used by routes and the scheduler -----------------------------------------------------------
-    def submit(self, execution_id: str) -> None:
-        """Move a `created` execution to `queued` and hand it to the pool."""
+    def enqueue(self, tx: Transaction, execution_id: str) -> None:
+        """Move a `created` execution to `queued` in the transaction that created it; the pool gets it on commit."""
         now = now_iso()
-        with self.store.write() as tx:
-            queued = db.executions.queue(tx, execution_id, now)
-            if queued:
-                db.events.add_status(tx, execution_id, now, "Execution queued")
-        if queued:
-            self.queue.put(execution_id)
+        if db.executions.queue(tx, execution_id, now):
+            db.events.add_status(tx, execution_id, now, "Execution queued")
+            tx.after_commit(lambda: self.queue.put(execution_id))
 
     def request_stop(self, execution_id: str, reason: str = "stopped by user") -> bool:
         """Ask a running execution to stop; returns False when it is not running here."""
@@ -122,52 +119,66 @@ class Runner:
                 self._finish_without_running(execution_id, STOPPED, SHUTDOWN)
                 continue
             try:
-                self._run(execution_id)
+                finished = self._run(execution_id)
             except Exception as exc:  # a bug here must not leave the execution started forever
                 log.exception("runner failed on execution %s", execution_id)
                 self._finish(execution_id, ERROR, f"local backend error: {exc}", None)
-            try:
-                self.on_finished(execution_id)
-            except Exception:
-                log.exception("scheduler failed after execution %s", execution_id)
+                continue
+            if not finished:  # not run (stopped while queued): the scheduler still hears of it
+                with self.store.write() as tx:
+                    self._tell_scheduler(tx, execution_id)
 
     def _finish_without_running(self, execution_id: str, status: str, detail: str) -> None:
         with self.store.write() as tx:
             db.executions.end_unfinished(tx, execution_id, status, detail, now_iso(), only_from=(CREATED, QUEUED))
-        self.on_finished(execution_id)
+            self._tell_scheduler(tx, execution_id)
 
-    def _run(self, execution_id: str) -> None:
+    def _tell_scheduler(self, tx: Transaction, execution_id: str) -> None:
+        """`on_finished` inside `tx`; if it fails, only its own writes are undone (the caller's stay)."""
+        try:
+            with tx.savepoint():
+                self.on_finished(execution_id)
+        except Exception:
+            log.exception("scheduler failed after execution %s", execution_id)
+
+    def _run(self, execution_id: str) -> bool:
+        """Run one execution; False when it was not run and not finished here (no longer `queued`)."""
         row = db.executions.get(self.store, execution_id)
         if row is None or row["status"] != QUEUED:
-            return
+            return False
         running = _Running()
         with self._lock:
             self.running[execution_id] = running
         try:
-            self._run_registered(row, running)
+            return self._run_registered(row, running)
         finally:
             with self._lock:
                 self.running.pop(execution_id, None)
 
-    def _run_registered(self, row: Row, running: _Running) -> None:
-        """Start, run and finish one execution: prepare its directory, run the step, store its outputs."""
+    def _run_registered(self, row: Row, running: _Running) -> bool:
+        """Start, run and finish one execution: prepare its directory, run the step, store its outputs.
+
+        Three write transactions besides the one that created and queued it: started, the process id, and
+        the end (last lines, outputs' status line, final status and the pipeline scheduler's reaction
+        together); plus one per FLUSH_INTERVAL while the step prints. False when it was stopped first.
+        """
         execution_id = row["id"]
         workdir = self.settings.executions_dir / execution_id
         now = now_iso()
         with self.store.write() as tx:
             if not db.executions.start(tx, execution_id, now):
-                return
+                return False
             db.events.add_status(tx, execution_id, now, "Execution started")
         try:
             env = prepare(self.store, self.settings.store_dir, row, workdir)
         except Exception as exc:
             self._finish(execution_id, ERROR, f"could not prepare the execution: {exc}", None)
-            return
+            return True
         sink = EventSink(self.store, execution_id)
         with running.lock:
             if running.stop_reason:
                 self._finish(execution_id, STOPPED, running.stop_reason, None)
-                return
+                return True
             proc = subprocess.Popen(
                 ["sh", "-c", row["command"]],
                 cwd=workdir / "repository",
@@ -184,15 +195,15 @@ class Runner:
         with running.lock:
             stop_reason = running.stop_reason
         if stop_reason == SHUTDOWN:
-            self._finish(execution_id, STOPPED, SHUTDOWN, proc.returncode)
+            self._finish(execution_id, STOPPED, SHUTDOWN, proc.returncode, sink)
             shutil.rmtree(workdir, ignore_errors=True)
-            return
-        if not self._store_outputs(row, workdir, sink, proc.returncode):
-            return
-        status, detail = _outcome(stop_reason, timed_out, proc.returncode, row["time_limit"], sink.last_stderr)
-        self._finish(execution_id, status, detail, proc.returncode)
-        for transient in ("inputs", "repository", "outputs"):  # inputs/outputs live in the store; config stays
-            shutil.rmtree(workdir / transient, ignore_errors=True)
+            return True
+        if self._store_outputs(row, workdir, sink, proc.returncode):
+            status, detail = _outcome(stop_reason, timed_out, proc.returncode, row["time_limit"], sink.last_stderr)
+            self._finish(execution_id, status, detail, proc.returncode, sink)
+            for transient in ("inputs", "repository", "outputs"):  # inputs/outputs live in the store; config stays
+                shutil.rmtree(workdir / transient, ignore_errors=True)
+        return True
 
     def _wait(self, proc: subprocess.Popen, sink: EventSink, time_limit: int | None) -> bool:
         """Stream the output until the process ends, killing it at the time limit; True if it timed out."""
@@ -223,24 +234,32 @@ class Runner:
         return timed_out
 
     def _store_outputs(self, row: Row, workdir: Path, sink: EventSink, code: int | None) -> bool:
-        """Collect `outputs/` into datums; on failure the execution ends `error` and this returns False."""
+        """Collect `outputs/` into datums; on failure the execution ends `error` and this returns False.
+
+        Its status line (and any warnings) wait in `sink` for `_finish`'s transaction.
+        """
         try:
             collected = collect_outputs(self.store, self.settings.store_dir, row, workdir / "outputs")
             for warning in collected.warnings:
                 sink.add("stderr", f"[local-valohai] {warning}")
             sink.add(db.events.STATUS, f"{len(collected.datums)} output file(s) stored")
-            sink.flush()
         except Exception as exc:
             log.exception("output collection failed for %s", row["id"])
-            self._finish(row["id"], ERROR, f"could not store outputs: {exc}", code)
+            self._finish(row["id"], ERROR, f"could not store outputs: {exc}", code, sink)
             return False
         return True
 
-    def _finish(self, execution_id: str, status: str, detail: str | None, code: int | None) -> None:
-        now = now_iso()
+    def _finish(
+        self, execution_id: str, status: str, detail: str | None, code: int | None, sink: EventSink | None = None
+    ) -> None:
+        """One transaction: the sink's last lines, the final status and the scheduler's reaction to it."""
         with self.store.write() as tx:
+            if sink is not None:
+                sink.flush()  # joins this transaction
+            now = now_iso()
             db.executions.finish(tx, execution_id, status, detail, code, now)
             db.events.add_status(tx, execution_id, now, f"Execution {status}" + (f": {detail}" if detail else ""))
+            self._tell_scheduler(tx, execution_id)
 
 
 def _outcome(

@@ -43,12 +43,18 @@ def _blocked_by(sources: list[Node]) -> Node | None:
 
 
 class Scheduler:
-    """Starts pipeline nodes and derives pipeline status; `submit`/`stop` hand executions to the runner."""
+    """Starts pipeline nodes and derives pipeline status; `enqueue`/`stop` hand executions to the runner."""
 
-    def __init__(self, store: Store, secret: str, submit: Callable[[str], None], stop: Callable[[str], object]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        secret: str,
+        enqueue: Callable[[Transaction, str], None],
+        stop: Callable[[str], object],
+    ) -> None:
         self.store = store
         self.secret = secret
-        self.submit = submit
+        self.enqueue = enqueue
         self.stop = stop
 
     # -- entry points -----------------------------------------------------------------------------------
@@ -171,7 +177,7 @@ class Scheduler:
             self._on_node_error(tx, pipeline, dict(db.nodes.get(tx, node["id"]) or node))
             return
         db.nodes.started(tx, node["id"], execution_id)
-        tx.after_commit(lambda: self.submit(execution_id))
+        self.enqueue(tx, execution_id)
 
     def _derive_status(self, tx: Transaction, pipeline_id: str) -> None:
         pipeline = db.pipelines.get(tx, pipeline_id)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -68,9 +69,15 @@ def _execution_json(row: Row, project: Row | None) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _server_environment() -> dict[str, str]:
+    """The server's environment minus its own settings, read once (the server never changes its own)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LOCAL_VALOHAI_")}
+
+
 def _environment(row: Row, dirs: dict[str, Path]) -> dict[str, str]:
     """The server's environment (minus its own settings), the execution's variables and the `VH_*` paths."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCAL_VALOHAI_")}
+    env = dict(_server_environment())
     env.update(loads(row["secret_environment"]) or {})  # the project's secrets nothing overrode
     env.update(loads(row["environment_variables"]) or {})
     env.update(
