@@ -10,6 +10,8 @@ the pipelines replaced by earlier runs still count.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
 
 from providers.api.client import ValohaiClient
@@ -32,15 +34,26 @@ NODE_STEPS = {payloads.PREPROCESS_NODE: "preprocess-dataset", payloads.TRAIN_NOD
 
 
 def check(
-    api: ValohaiClient, project: str, stack: str, sweep: Sweep, cells_identity: dict, sweep_identity: dict
+    api: ValohaiClient,
+    project: str,
+    stack: str,
+    sweep: Sweep,
+    cells_identity: dict,
+    sweep_identity: dict,
+    listed: Callable[[], list[dict]] | None = None,
 ) -> dict[str, Estimate]:
     """Print the estimates; raise `pulumi.RunError` over budget (call it before any resource is declared).
 
-    `cells_identity` and `sweep_identity` are `stacks.program.StackKeys.cells` and `.sweep`."""
+    `cells_identity` and `sweep_identity` are `stacks.program.StackKeys.cells` and `.sweep`; `listed`, when
+    given, lists the project's current pipelines (shared with reuse). The deleted pipelines are listed only
+    when some cell will run: a run that creates nothing has nothing to estimate."""
+    cell_keys = {c.name: resource_key("cell", stack, cells_identity[c.name]) for c in sweep.cells}
+    sweep_key = resource_key("sweep", stack, sweep_identity)
     try:
         project_id = api.resolve_project(project)["id"]
-        current = api.list_pipelines(project_id)
-        past = current + api.list_pipelines(project_id, deleted="true")
+        current = listed() if listed is not None else api.list_pipelines(project_id)
+        to_run = set(cells_to_run(current, sweep, cell_keys, sweep_key))
+        past = current + api.list_pipelines(project_id, deleted="true") if to_run else current
     except ValohaiError as exc:
         if sweep.budget_execution_minutes is not None:
             raise pulumi.RunError(
@@ -48,12 +61,10 @@ def check(
             ) from None
         pulumi.log.warn(f"estimate: unavailable ({exc})")
         return {}
-    cell_keys = {c.name: resource_key("cell", stack, cells_identity[c.name]) for c in sweep.cells}
-    sweep_key = resource_key("sweep", stack, sweep_identity)
     runs = history(past)
     estimates: dict[str, Estimate] = {}
     for cell in sweep.cells:
-        if cell.name not in cells_to_run(current, sweep, cell_keys, sweep_key):
+        if cell.name not in to_run:
             continue
         parameters = payloads.cell_parameters(cell, sweep)
         nodes = {node: (step, cells_identity[cell.name][node], parameters[node]) for node, step in NODE_STEPS.items()}

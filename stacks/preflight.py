@@ -143,9 +143,9 @@ def check_host(host: str) -> None:
 
 
 def check_project(api: ValohaiClient, project: str) -> dict:
-    """The project `valohai:project` names, or a RunError listing what the token can see."""
+    """The project `valohai:project` names, or a RunError listing what the token can see. Listing the projects
+    is also the token's check (a refused token is a 401 there): no `users/me` call of its own."""
     try:
-        api.me()
         return api.resolve_project(project)
     except ValohaiAuthError as exc:
         raise pulumi.RunError(f"the Valohai API at {api.host} refused the token: {exc}") from None

@@ -17,8 +17,10 @@ consumer of the outputs.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +198,17 @@ def valohai_client(host: str) -> ValohaiClient:
     return ValohaiClient(host, pulumi.Config("valohai").get("token") or os.environ.get(TOKEN_ENV) or "")
 
 
+def project_pipelines(api: ValohaiClient, project: str) -> Callable[[], list[dict]]:
+    """The project's current pipelines, listed (paged) at the first call and shared by reuse and estimates:
+    one listing per run instead of one each."""
+
+    @functools.cache
+    def listed() -> list[dict]:
+        return api.list_pipelines(api.resolve_project(project)["id"])
+
+    return listed
+
+
 def declare_shared(root: Path) -> StackContext:
     """Read and validate the config, then declare the code package and one dataset per harbor."""
     stack = pulumi.get_stack()
@@ -205,11 +218,11 @@ def declare_shared(root: Path) -> StackContext:
     yaml_config, commit = read_project_files(root)
     secrets = preflight.check_steps(valohai_client(host), config, sweep.steps)
 
-    planner = ReusePlanner.load(valohai_client(host), project, stack, sweep.reuse)
+    api = valohai_client(host)
+    listed = project_pipelines(api, project)
+    planner = ReusePlanner.load(api, project, stack, sweep.reuse, current=listed)
     keys = compute_keys(root, yaml_config, sweep)
-    estimates.check(
-        valohai_client(host), project, stack, sweep, keys.cells, keys.sweep
-    )  # may refuse: before any resource
+    estimates.check(api, project, stack, sweep, keys.cells, keys.sweep, listed)  # may refuse: before any resource
     code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     # One deadline for every wait of this `pulumi up` (providers/resources/run_control.py).
     run_control = {

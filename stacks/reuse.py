@@ -103,6 +103,24 @@ def read_live(api: ValohaiClient, ids: Iterable[str]) -> list[dict]:
     return sorted(found, key=lambda p: p.get("counter") or 0, reverse=True)
 
 
+def read_listed(api: ValohaiClient, ids: Iterable[str], listed: list[dict]) -> list[dict]:
+    """`read_live` answered from a listing of the project's pipelines: one not listed no longer exists (or is
+    in another project), one listed without its nodes is read by id."""
+    by_id = {p.get("id"): p for p in listed}
+    found = []
+    for pipeline_id in sorted(set(ids)):
+        pipeline = by_id.get(pipeline_id)
+        if pipeline is None:
+            continue
+        if "nodes" not in pipeline:
+            try:
+                pipeline = api.get_pipeline(pipeline_id)
+            except ValohaiNotFound:
+                continue
+        found.append(pipeline)
+    return sorted(found, key=lambda p: p.get("counter") or 0, reverse=True)
+
+
 def project_of(pipeline: Mapping[str, Any]) -> str | None:
     project = pipeline.get("project")
     return project.get("id") if isinstance(project, Mapping) else project
@@ -136,20 +154,29 @@ class ReusePlanner:
         stack: str,
         enabled: bool,
         state: Callable[[], Mapping[str, Any]] = read_state_resources,
+        current: Callable[[], list[dict]] | None = None,
     ) -> ReusePlanner:
-        """The state's sources, read now; the tag lookup kept for when a node's key is not among them."""
+        """The state's sources, read now; the tag lookup kept for when a node's key is not among them.
+
+        `current`, when given, lists the project's pipelines (the program shares one listing with the
+        estimates, `stacks/program.py`): the state's pipelines and the tag lookup are then read from it, with
+        no request of their own."""
         if not enabled:
             return cls(enabled=False)
         try:
             project_id = api.resolve_project(project)["id"]
-            read = read_live(api, state_pipeline_ids(state()))
+            ids = state_pipeline_ids(state())
+            read = read_listed(api, ids, current()) if current is not None and ids else read_live(api, ids)
         except ValohaiError as exc:
             raise pulumi.RunError(f"cannot read this stack's pipelines to find reusable work: {exc}") from None
         pipelines = [p for p in read if project_of(p) == project_id]  # valohai:project may have changed since
 
         def list_by_tag() -> list[dict]:
+            tag = f"stack:{stack}"
             try:
-                return api.list_pipelines(project_id, tag=f"stack:{stack}")
+                if current is not None:
+                    return [p for p in current() if tag in (p.get("tags") or [])]
+                return api.list_pipelines(project_id, tag=tag)
             except ValohaiError as exc:
                 raise pulumi.RunError(f"cannot list this stack's pipelines to find reusable work: {exc}") from None
 

@@ -110,3 +110,32 @@ def test_budget_config():
     assert parse_sweep({"harbors": ["a"], "epochs": [1], "budget_execution_minutes": 30}).budget_execution_minutes == 30
     with pytest.raises(ValueError, match="budget_execution_minutes must be between"):
         parse_sweep({"harbors": ["a"], "epochs": [1], "budget_execution_minutes": 0})
+
+
+def test_a_run_that_creates_nothing_lists_no_deleted_pipelines():
+    """The program's shared listing answers which cells run; the deleted history is asked for only when some do."""
+    from providers.sweep.identity import resource_key
+    from stacks.estimates import check
+
+    sweep = parse_sweep({"harbors": ["hA"], "epochs": [2]})
+    identity = {"hA/epochs-2": {"preprocess": PRE, "train": TRAIN}}
+    key = resource_key("cell", "s", identity["hA/epochs-2"])
+
+    class Api:
+        def __init__(self) -> None:
+            self.calls: list[dict] = []
+
+        def resolve_project(self, name):
+            return {"id": "proj"}
+
+        def list_pipelines(self, project_id, **filters):
+            self.calls.append(filters)
+            return []
+
+    api = Api()
+    unchanged = check(
+        api, "proj", "s", sweep, identity, {}, lambda: [{"status": "complete", "tags": [content_tag(key)]}]
+    )
+    assert unchanged == {} and api.calls == []
+    to_run = check(api, "proj", "s", sweep, identity, {}, lambda: [])
+    assert list(to_run) == ["hA/epochs-2"] and api.calls == [{"deleted": "true"}]
