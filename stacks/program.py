@@ -37,7 +37,7 @@ from providers.resources.prediction import Prediction
 from providers.resources.training_results import TrainingResults
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep, SweepConfigError, parse_sweep
-from providers.sweep.identity import node_identity, node_key, resource_key
+from providers.sweep.identity import node_identity, node_key, resource_key, stack_tag
 from providers.sweep.reuse import tag_nodes, with_mimics
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import estimates, preflight
@@ -264,7 +264,7 @@ def declare_shared(root: Path) -> StackContext:
         datasets=datasets,
         data_by_harbor=data_by_harbor,
         report_dir=report_dir,
-        tags=[f"stack:{stack}"],
+        tags=[stack_tag(stack)],
         keys=keys,
         reuse=planner,
         run_control=run_control,

@@ -46,8 +46,8 @@ import pulumi
 from providers.api.client import ValohaiClient
 from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_failed
-from providers.resources.polling import PipelineSweepReader
-from providers.sweep.identity import content_tag, node_tags
+from providers.resources.polling import PipelineSweepReader, project_of
+from providers.sweep.identity import content_tag, node_tags, stack_tag
 from providers.sweep.reuse import (
     Source,
     completed_sources,
@@ -121,11 +121,6 @@ def read_listed(api: ValohaiClient, ids: Iterable[str], listed: list[dict]) -> l
     return sorted(found, key=lambda p: p.get("counter") or 0, reverse=True)
 
 
-def project_of(pipeline: Mapping[str, Any]) -> str | None:
-    project = pipeline.get("project")
-    return project.get("id") if isinstance(project, Mapping) else project
-
-
 def live_tags(pipelines: Iterable[Mapping[str, Any]]) -> set[str]:
     """The tags of pipelines that stand (not deleted, not failed): a resource key among them is unchanged."""
     return {
@@ -172,7 +167,7 @@ class ReusePlanner:
         pipelines = [p for p in read if project_of(p) == project_id]  # valohai:project may have changed since
 
         def list_by_tag() -> list[dict]:
-            tag = f"stack:{stack}"
+            tag = stack_tag(stack)
             try:
                 if current is not None:
                     return [p for p in current() if tag in (p.get("tags") or [])]

@@ -4,12 +4,17 @@ A POST whose answer is lost (a 502 after the server committed, a dropped connect
 have been applied. Blindly retrying it duplicates training runs; giving up loses a cell. So every create
 carries a content tag (`providers.sweep.identity`), and before each attempt we look for an object with
 that tag: found means the earlier attempt (or an earlier, killed `pulumi up`) made it, and we adopt it.
+
+The first attempt's look needs no request of its own (`StackPipelines`): what an earlier, killed run left
+is listed once per provider process, before this process creates anything, and each create looks there.
+Only a retry, whose own earlier POST may have been applied, lists again.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from providers.api import waiting
 from providers.api.errors import ValohaiTransient
@@ -42,6 +47,41 @@ def create_once(
 def retry_transient(call: Callable[[], T], *, what: str, attempts: int = ATTEMPTS) -> T:
     """For POSTs that are idempotent by nature (stop): just try again."""
     return create_once(call, lambda: None, what=what, attempts=attempts)[0]
+
+
+class StackPipelines:
+    """The pipelines a stack had when this process first created one: one listing (by the stack's tag, which
+    every pipeline payload carries) instead of one per cell. Pipelines this process creates are not added:
+    each content tag is created once per run, and a retry lists afresh (see `create_once`'s callers)."""
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _listed: ClassVar[dict[tuple[str, str, str], list[dict]]] = {}
+
+    @classmethod
+    def first_look(cls, api: Any, project: str, stack_tag: str, tag: str) -> dict | None:
+        key = (api.host, project, stack_tag)
+        with cls._lock:  # the provider server runs 4 creates at once: one lists, the others wait for it
+            if key not in cls._listed:
+                cls._listed[key] = api.list_pipelines(project, tag=stack_tag)
+            listed = cls._listed[key]
+        return find_adoptable(listed, tag)
+
+    @classmethod
+    def forget(cls) -> None:
+        """Tests start each scenario as a new process would."""
+        with cls._lock:
+            cls._listed.clear()
+
+
+def first_then_fresh(first: Callable[[], T | None], fresh: Callable[[], T | None]) -> Callable[[], T | None]:
+    """`find_existing` for `create_once`: `first` before the first attempt, `fresh` before every retry."""
+    calls = [0]
+
+    def look() -> T | None:
+        calls[0] += 1
+        return first() if calls[0] == 1 else fresh()
+
+    return look
 
 
 def find_adoptable(items: list[dict], tag: str) -> dict | None:

@@ -18,7 +18,7 @@ from providers.api.errors import ValohaiNotFound, ValohaiTransient
 from providers.api.statuses import DONE, is_terminal
 from providers.api.waiting import WaitCancelled, WaitTimeout, summarize, wait_for
 from providers.resources.adoption import create_once, find_adoptable, retry_transient
-from providers.resources.base import input_view, integral_numbers, progress
+from providers.resources.base import integral_numbers, progress
 from providers.resources.run_control import ended_early, settle, wait_seconds
 from providers.resources.snapshot import forget, read_execution
 
@@ -90,10 +90,9 @@ def outputs_by_name(api: ValohaiClient, execution_id: str) -> dict[str, str]:
     return {d["name"]: f"datum://{d['id']}" for d in api.execution_outputs(execution_id)}
 
 
-def read_execution_backed(
-    id_: str, props: dict, input_keys: tuple[str, ...], *, project_id: Any = None, counter: Any = None
-) -> ReadResult:
-    """`read` of a resource that is one execution: live status, or gone when deleted outside the tool.
+def read_execution_backed(id_: str, props: dict, *, project_id: Any = None, counter: Any = None) -> ReadResult:
+    """`read` of a resource that is one execution: live status, or gone when deleted outside the tool. No
+    inputs are returned: the engine keeps the stored ones (see `providers.resources.pipelines`' read).
 
     With the project and the execution's counter (from state), the read is answered from one listing of
     neighbouring counters (`providers.resources.snapshot`); without them, by one GET."""
@@ -104,8 +103,7 @@ def read_execution_backed(
     if execution.get("deleted"):
         progress(f"{props.get('label') or id_}: re-create: execution deleted outside the tool")
         return ReadResult("", {})
-    outs = {**props, "status": execution["status"]}
-    return ReadResult(id_, outs, inputs=input_view(outs, input_keys))
+    return ReadResult(id_, {**props, "status": execution["status"]})
 
 
 def stop_running_execution(api: ValohaiClient, execution_id: str, what: str) -> None:

@@ -98,7 +98,7 @@ class HarborDatasetProvider(ValohaiProvider):
 
     def read(self, id_: str, props: dict) -> ReadResult:
         return read_execution_backed(
-            id_, props, self.INPUTS, project_id=props.get("project_id"), counter=props.get("execution_counter")
+            id_, props, project_id=props.get("project_id"), counter=props.get("execution_counter")
         )
 
     def delete(self, id_: str, props: dict) -> None:

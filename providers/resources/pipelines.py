@@ -22,12 +22,18 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource
 from providers.api.credentials import client
 from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_terminal
-from providers.resources.adoption import create_once, find_adoptable, retry_transient
+from providers.resources.adoption import (
+    StackPipelines,
+    create_once,
+    find_adoptable,
+    first_then_fresh,
+    retry_transient,
+)
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
 from providers.resources.packed import pack, unpack
 from providers.resources.run_control import settle
 from providers.resources.snapshot import forget, read_pipeline
-from providers.sweep.identity import TAG_PREFIX, content_tag
+from providers.sweep.identity import STACK_TAG_PREFIX, TAG_PREFIX, content_tag
 
 RELEASED_TAG = "released"
 REFUSED_DELETE = (403, 405)  # what an API that offers no pipeline deletion answers
@@ -93,6 +99,9 @@ class PipelineProvider(ValohaiProvider):
     replace_keys = ("host", "key")
     stop_before_replace = True
     INPUTS = ("host", "payload", "stack", "label", "key", "identity")
+    # What the outputs keep of the inputs: not the payload (only sent to the API; the project id is kept
+    # instead, for `read`), so each pipeline's state carries it once, as an input.
+    KEPT_INPUTS = ("host", "stack", "label", "key", "identity")
 
     def check_inputs(self, news):
         payload = unpack(news.get("payload"))
@@ -129,20 +138,27 @@ class PipelineProvider(ValohaiProvider):
         key = props["key"]
         tag = content_tag(key)
         forget()  # a listing taken before this create must not answer a later read
+        by_title = lambda: find_adoptable(api.list_pipelines(payload["project"], title=payload["title"]), tag)  # noqa: E731
+        stack_tags = [t for t in payload.get("tags", []) if t.startswith(STACK_TAG_PREFIX)]
         pipeline, adopted = create_once(
             lambda: api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]}),
-            lambda: find_adoptable(api.list_pipelines(payload["project"], title=payload["title"]), tag),
+            first_then_fresh(lambda: StackPipelines.first_look(api, payload["project"], stack_tags[0], tag), by_title)
+            if stack_tags
+            else by_title,
             what=f"the pipeline for {props['label']}",
         )
         if adopted:
             progress(f"{props['label']}: adopted existing pipeline #{pipeline.get('counter')} ({pipeline['status']})")
         else:
             progress(f"{props['label']}: submitted pipeline #{pipeline.get('counter')}")
-        return CreateResult(pipeline["id"], {**input_view(props, self.INPUTS), **live_outputs(pipeline)})
+        outs = {**input_view(props, self.KEPT_INPUTS), "project_id": payload["project"], **live_outputs(pipeline)}
+        return CreateResult(pipeline["id"], outs)
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        payload = unpack(props.get("payload"))
-        project = payload.get("project") if isinstance(payload, dict) else None
+        """The live pipeline. No inputs are returned, so the engine keeps the stored ones (nothing outside the
+        tool can change what was sent; pulumi/pulumi pkg/resource/deploy/step.go, `RefreshStep.Apply`)."""
+        payload = unpack(props.get("payload"))  # state written before `project_id` was kept
+        project = props.get("project_id") or (payload.get("project") if isinstance(payload, dict) else None)
         try:
             pipeline = read_pipeline(client(props["host"]), project, id_, integral_numbers(props.get("counter")))
         except ValohaiNotFound:
@@ -150,8 +166,7 @@ class PipelineProvider(ValohaiProvider):
         if pipeline.get("deleted"):
             progress(f"{props.get('label', id_)}: re-create: pipeline deleted outside the tool")
             return ReadResult("", {})
-        outs = {**props, **live_outputs(pipeline)}
-        return ReadResult(id_, outs, inputs=input_view(outs, self.INPUTS))
+        return ReadResult(id_, {**props, **live_outputs(pipeline)})
 
     def delete(self, id_: str, props: dict) -> None:
         api = client(props["host"])

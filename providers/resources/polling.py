@@ -17,7 +17,7 @@ still fails counts as "no news" until the wait's deadline (providers/api/waiting
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,7 +49,8 @@ def backoff_for(host: str, interval: float | None) -> Backoff:
     return Backoff(first=first, factor=1.5, cap=max(3.0, first * 12))
 
 
-def _project_of(pipeline: dict[str, Any]) -> str | None:
+def project_of(pipeline: Mapping[str, Any]) -> str | None:
+    """The project id of a pipeline or an execution as the API shows it (an object, or its id)."""
     project = pipeline.get("project")
     return project.get("id") if isinstance(project, dict) else project
 
@@ -106,7 +107,7 @@ class PipelineSweepReader:
         if self.project_id is None or len(wanted) == 1:
             first = self.api.get_pipeline(sorted(wanted)[0])
             found[first["id"]] = first
-            self.project_id = self.project_id or _project_of(first)
+            self.project_id = self.project_id or project_of(first)
         missing = wanted - found.keys()
         if missing and self.project_id:
             listing = NewestFirst(self.api, "pipelines/", self.project_id, self.sweep_size + PAGE_MARGIN)

@@ -29,6 +29,7 @@ from providers.resources.executions import (
     wait_for_execution,
 )
 from providers.resources.packed import pack, unpack
+from providers.resources.polling import project_of
 from providers.sweep.identity import content_key, content_tag
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
@@ -76,6 +77,7 @@ class PredictionProvider(ValohaiProvider):
         "run_control",
         "missing_cells",
     )
+    KEPT_INPUTS = tuple(k for k in INPUTS if k != "payload")  # as for pipelines: the payload is kept once
 
     def diff(self, _id, olds, news):
         """Not known at preview when the results update: a re-run only if the last run left cells out
@@ -115,7 +117,8 @@ class PredictionProvider(ValohaiProvider):
         return CreateResult(
             execution["id"],
             {
-                **input_view(props, self.INPUTS),
+                **input_view(props, self.KEPT_INPUTS),
+                "project_id": project_of(execution),
                 "status": execution["status"],
                 "counter": execution.get("counter"),
                 "summary": summary,
@@ -125,9 +128,9 @@ class PredictionProvider(ValohaiProvider):
         )
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        payload = unpack(props.get("payload"))
-        project = payload.get("project") if isinstance(payload, dict) else None
-        return read_execution_backed(id_, props, self.INPUTS, project_id=project, counter=props.get("counter"))
+        payload = unpack(props.get("payload"))  # state written before `project_id` was kept
+        project = props.get("project_id") or (payload.get("project") if isinstance(payload, dict) else None)
+        return read_execution_backed(id_, props, project_id=project, counter=props.get("counter"))
 
     def delete(self, id_: str, props: dict) -> None:
         """A finished prediction is a record; a running one is stopped."""

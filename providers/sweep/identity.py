@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 TAG_PREFIX = "vpac:"
+STACK_TAG_PREFIX = "stack:"  # on every pipeline and execution a stack makes: `stack:<stack>`
 NODE_TAG_PREFIX = "vpac-node:"  # on each node's execution: `vpac-node:<node key prefix>`
 TAG_KEY_LENGTH = 24  # hex digits of the key in the tag: short enough to read, long enough never to collide
 
@@ -41,6 +42,11 @@ def content_key(*parts: Any) -> str:
 def content_tag(key: str) -> str:
     """The tag a remote object carries so a later create can find it by its key."""
     return f"{TAG_PREFIX}{key[:TAG_KEY_LENGTH]}"
+
+
+def stack_tag(stack: str) -> str:
+    """The tag of everything one stack makes (its pipelines are listed by it: reuse, adoption)."""
+    return f"{STACK_TAG_PREFIX}{stack}"
 
 
 def node_tag(key: str) -> str:
