@@ -37,6 +37,7 @@ from providers.api.errors import (
     http_error,
 )
 
+PIPELINE_PAGE = 1000  # pipelines per list request (the local backend allows 10000; Valohai's cap unverified)
 API_PREFIX = "/api/v0/"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 # Failures urllib3 cannot retry because they happen after the response started (a body cut short).
@@ -354,7 +355,9 @@ class ValohaiClient:
         return self.get(f"pipelines/{pipeline_id}/")
 
     def list_pipelines(self, project_id: str, **filters: Any) -> list[dict]:
-        return list(self.paginate("pipelines/", project=project_id, ordering="-counter", **filters))
+        return list(
+            self.paginate("pipelines/", page_size=PIPELINE_PAGE, project=project_id, ordering="-counter", **filters)
+        )
 
     def stop_pipeline(self, pipeline_id: str) -> dict:
         return self.post(f"pipelines/{pipeline_id}/stop/")

@@ -26,11 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from providers.api.client import ValohaiClient
+from providers.api.client import PIPELINE_PAGE, ValohaiClient
 from providers.resources.polling import NewestFirst
 
 SNAPSHOT_SECONDS = 30.0  # how old a listing may be and still answer a read (counted from its first answer)
-PIPELINE_PAGE = 1000  # pipelines per list request (the local backend allows 10000; Valohai's cap unverified)
 EXECUTION_WINDOW = 50  # counters either side of the first execution read
 EXECUTION_EXCLUDE = "outputs,metadata,events"  # what a status read does not need (as `get_execution` sends)
 
