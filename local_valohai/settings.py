@@ -49,7 +49,10 @@ class Limits:
     tag: int = 256  # one tag
     tags: int = 100  # tags on one object
     text_value: int = 64 * 1024  # one parameter or environment variable value, one input URI
-    entries: int = 1000  # keys of one object (parameters, inputs, environment variables), URIs of one input
+    entries: int = 1000  # keys of one object (parameters, inputs, environment variables)
+    # URIs of one input: a 1,000-cell sweep (providers/sweep/config.py, MAX_CELLS) feeds its prediction two per
+    # cell (model and metrics); Valohai's own cap is unverified.
+    input_uris: int = 10_000
 
 
 @dataclass

@@ -93,8 +93,8 @@ def scalar_values(values: dict[str, Any], field: str, max_length: int) -> None:
                 raise bad_request(field, f"{shorten(str(key))}: at most {max_length} characters (it has {len(item)})")
 
 
-def input_uris(value: Any, field: str, max_entries: int, max_length: int) -> dict[str, list[str]]:
-    """`inputs`: {name: URI or [URIs]}, each URI a bounded string."""
+def input_uris(value: Any, field: str, max_entries: int, max_length: int, max_uris: int) -> dict[str, list[str]]:
+    """`inputs`: at most `max_entries` {name: URI or [URIs]}, at most `max_uris` bounded strings per name."""
     inputs = mapping(value, field, max_entries, "an object mapping input names to lists of URIs")
     clean: dict[str, list[str]] = {}
     for name, raw in inputs.items():
@@ -103,9 +103,9 @@ def input_uris(value: Any, field: str, max_entries: int, max_length: int) -> dic
             continue
         if urls is None or not all(isinstance(u, str) for u in urls):
             raise bad_request(field, f"Input {shorten(str(name))!r}: expected a URI or a list of URIs")
-        if len(urls) > max_entries or any(len(u) > max_length for u in urls):
+        if len(urls) > max_uris or any(len(u) > max_length for u in urls):
             raise bad_request(
-                field, f"Input {shorten(str(name))!r}: at most {max_entries} URIs of {max_length} characters"
+                field, f"Input {shorten(str(name))!r}: at most {max_uris} URIs of {max_length} characters"
             )
         clean[name] = urls
     return clean

@@ -68,7 +68,7 @@ def check_spec(spec: ExecutionSpec, limits: Limits) -> None:
         spec.parameters, "parameters", limits.entries, "an object mapping parameter names to values"
     )
     scalar_values(spec.parameters, "parameters", limits.text_value)
-    spec.inputs = input_uris(spec.inputs, "inputs", limits.entries, limits.text_value)
+    spec.inputs = input_uris(spec.inputs, "inputs", limits.entries, limits.text_value, limits.input_uris)
     env = mapping(
         spec.environment_variables, "environment_variables", limits.entries, "an object mapping names to values"
     )

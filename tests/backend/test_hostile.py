@@ -137,6 +137,12 @@ HOSTILE: list[tuple[str, Callable[[dict], tuple[str, str, dict]], int, str]] = [
     ("inputs-list-of-objects", run(step="consume", inputs={"data": [{"x": 1}]}), 400, "inputs"),
     ("inputs-list", run(step="consume", inputs=["datum://x"]), 400, "inputs"),
     (
+        "inputs-10001-uris",
+        run(step="consume", inputs={"data": [f"datum://d{i}" for i in range(10_001)]}),
+        400,
+        "10000 URIs",
+    ),
+    (
         "time-limit-infinity",
         raw_json(lambda ctx: f'{{"project": "{ctx["project"]}", "step": "produce", "time_limit": Infinity}}'),
         400,
@@ -576,3 +582,13 @@ def test_wrong_values_in_every_field_never_answer_5xx(api, ctx):
         "results"
     ]:
         api.post(f"executions/{execution['id']}/stop/")
+
+
+def test_a_thousand_cell_prediction_input_is_accepted(api, ctx):
+    """The positive side of the URI cap: a 1,000-cell sweep's prediction takes two files per cell in one input."""
+    version = api.ok(api.get(f"datasets/{ctx['dataset']}/"))["latest_version"]["id"]
+    datum = api.ok(api.get(f"dataset-versions/{version}/"))["files"][0]["datum"]["id"]
+    method, path, kwargs = run(step="consume", inputs={"data": [f"datum://{datum}"] * 2_000})(ctx)
+    response = api.session.request(method, api.url(path), timeout=60, **kwargs)
+    assert response.status_code == 201, response.text[:300]
+    api.post(f"executions/{response.json()['id']}/stop/")
