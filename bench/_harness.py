@@ -3,12 +3,12 @@
 Why a throw-away project with trivial steps: these benchmarks measure orchestration (Pulumi, the
 providers, the backend's scheduling), not training. So the temp project's valohai.yaml has the same steps,
 parameters, inputs and pipeline as the real one, but each command is a few lines of Python that writes
-the output files the providers expect (and the train step sleeps S seconds).
+the output files the providers expect (and the train step sleeps S seconds): bench/stand_in.py.
 
 Everything runs on loopback, in temp directories: its own local backend, Pulumi home and file state.
 
-Longer than a module should be because half of it is that trivial project's text (step script and
-valohai.yaml), kept beside the code that writes it so both change together.
+The trivial project's text (step script and valohai.yaml) lives in bench/stand_in.py, which the
+end-to-end tests use too.
 """
 
 from __future__ import annotations
@@ -36,190 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.stand_in import PROJECT_NAME, PULUMI_YAML, write_stand_in_project  # noqa: E402
 from local_valohai.testing import LocalValohai  # noqa: E402
 from providers.api.client import ValohaiClient  # noqa: E402
 from toolchain.environment import offline_env  # noqa: E402
 from toolchain.pulumi_cli import run_pulumi  # noqa: E402
 
-PROJECT_NAME = "valohai-sweep"  # the config namespace the stack program reads
-
-# --- the trivial project --------------------------------------------------------------------------
-
-STEP_SCRIPT = r'''"""Trivial stand-ins for the real steps: same parameters, inputs and output names, no ML."""
-import argparse, json, os, sys, time
-
-kind = sys.argv[1]
-parser = argparse.ArgumentParser()
-for name in ("harbors", "harbours", "exec_ids"):
-    parser.add_argument("--" + name, action="append", default=[])
-parser.add_argument("--dataset_name", default="harbor_A")
-parser.add_argument("--epochs", default="1")
-parser.add_argument("--sleep", type=float, default=0.0)
-args, _ = parser.parse_known_args(sys.argv[2:])
-out = os.environ.get("VH_OUTPUTS_DIR", "outputs")
-exec_id = os.environ.get("VH_EXECUTION_ID", "local")
-
-
-def write(name, text, meta=None):
-    path = os.path.join(out, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        fh.write(text)
-    if meta:
-        with open(path + ".metadata.json", "w") as fh:
-            json.dump(meta, fh)
-
-
-harbors = [h for value in args.harbors for h in value.split(",") if h]
-if kind == "generate":
-    write("images.zip", "not really a zip " + ",".join(harbors))
-    for h in harbors:
-        write(f"train_{h}.csv", f"image,category\n{h}_0.png,1\n")
-        write(f"test_labels_{h}.csv", f"image,category\n{h}_t0.png,2\n")
-elif kind == "preprocess":
-    h = args.dataset_name
-    write(f"train/preprocessed_data_{h}.npz", f"train {h} {exec_id}",
-          {"valohai.dataset-versions": [f"dataset://{h}_train/{exec_id}"]})
-    write(f"test/{h}/preprocessed_test_data_{h}.npz", f"test {h} {exec_id}",
-          {"valohai.dataset-versions": [f"dataset://{h}_test/{exec_id}"]})
-    print(json.dumps({"run_training_for": h}), flush=True)
-elif kind == "train":
-    time.sleep(args.sleep)
-    h, n = args.dataset_name, args.epochs
-    print(json.dumps({"epoch": int(n), "accuracy": 0.9, "loss": 0.1}), flush=True)
-    print(json.dumps({"val_accuracy": 0.8, "val_loss": 0.2}), flush=True)
-    write(f"model-{h}-epochs-{n}.keras", f"model {h} {n} {exec_id}")
-    write(f"metrics-{h}-epochs-{n}.json", json.dumps({"val_accuracy": 0.8, "epochs": int(n)}))
-elif kind == "predict":
-    harbours = [h for value in args.harbours for h in value.split(",") if h]
-    write("predictions.json", json.dumps({"harbours": harbours, "exec_ids": args.exec_ids}))
-    write("report/index.html", "<html><body>bench report</body></html>")
-else:
-    sys.exit(f"unknown step kind {kind!r}")
-'''
-
-VALOHAI_YAML = """\
-- step:
-    name: generate-harbors
-    image: python:3.11
-    command:
-      - python steps/bench_step.py generate {{parameters}}
-    parameters:
-      - name: harbors
-        type: string
-        default: [harbor_A, harbor_B]
-        multiple: separate
-        multiple-separator: ","
-      - name: image_size
-        type: integer
-        default: 64
-      - name: images_per_class
-        type: integer
-        default: 150
-      - name: test_images_per_harbor
-        type: integer
-        default: 50
-      - name: seed
-        type: integer
-        default: 42
-- step:
-    name: preprocess-dataset
-    image: python:3.11
-    command:
-      - python steps/bench_step.py preprocess {{parameters}}
-    inputs:
-      - name: dataset
-      - name: labels
-    parameters:
-      - name: dataset_name
-        type: string
-        default: harbor_A
-      - name: validation_split
-        type: float
-        default: 0.3
-      - name: image_size
-        type: integer
-        default: 64
-- step:
-    name: train
-    image: python:3.11
-    command:
-      - python steps/bench_step.py train --sleep {sleep} {{parameters}}
-    inputs:
-      - name: dataset
-        default: dataset://{{parameter:dataset_name}}_train/latest
-    parameters:
-      - name: dataset_name
-        type: string
-        default: harbor_A
-      - name: epochs
-        type: integer
-        default: 5
-      - name: learning_rate
-        type: float
-        default: 0.001
-      - name: batch_size
-        type: integer
-        default: 16
-      - name: seed
-        type: integer
-        default: 42
-- step:
-    name: predict-models
-    image: python:3.11
-    command:
-      - python steps/bench_step.py predict {{parameters}}
-    inputs:
-      - name: dataset
-        default:
-          - dataset://harbor_A_test/latest
-      - name: models
-        optional: true
-      - name: test_labels
-        optional: true
-    parameters:
-      - name: exec_ids
-        type: string
-        optional: true
-        multiple: separate
-        multiple-separator: ","
-      - name: harbours
-        type: string
-        default: [harbor_A, harbor_B]
-        multiple: separate
-        multiple-separator: ","
-      - name: reused_cells
-        type: string
-        optional: true
-        multiple: separate
-        multiple-separator: ","
-- pipeline:
-    name: training-pipeline
-    nodes:
-      - name: preprocess
-        type: execution
-        step: preprocess-dataset
-      - name: train
-        type: execution
-        step: train
-    edges:
-      - [preprocess.metadata.run_training_for, train.parameter.dataset_name]
-"""
-
-PULUMI_YAML = """\
-name: {name}
-runtime: python
-main: program/
-options:
-  refresh: always
-"""
-
-SWEEP_PROGRAM = """\
-from pathlib import Path
-from stacks.program import build_stack
-
-build_stack(Path(__file__).resolve().parent.parent)
-"""
+# --- the trivial project (its text lives in bench/stand_in.py, shared with the tests) ---------------
 
 PROBE_PROGRAM = """\
 import pulumi
@@ -236,14 +59,8 @@ def harbor_names(count: int) -> list[str]:
 
 
 def write_sweep_project(root: Path, *, sleep: float) -> Path:
-    """The temp project: trivial steps, a Pulumi.yaml and a program calling build_stack(root)."""
-    (root / "steps").mkdir(parents=True, exist_ok=True)
-    (root / "program").mkdir(exist_ok=True)
-    (root / "steps" / "bench_step.py").write_text(STEP_SCRIPT)
-    (root / "valohai.yaml").write_text(VALOHAI_YAML.format(sleep=sleep))
-    (root / "Pulumi.yaml").write_text(PULUMI_YAML.format(name=PROJECT_NAME))
-    (root / "program" / "__main__.py").write_text(SWEEP_PROGRAM)
-    return root
+    """The temp project: trivial steps (train sleeps `sleep` s), a Pulumi.yaml and a program calling build_stack(root)."""
+    return write_stand_in_project(root, sleep=sleep)
 
 
 def write_sweep_stack(

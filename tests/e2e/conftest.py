@@ -2,12 +2,16 @@
 
 Every test gets its own Valohai project, so counting pipelines and executions through the API tells
 exactly what that test's `pulumi` runs created.
+
+A stack runs the repository's own project (`stacks/`, `steps/`, `valohai.yaml`: real TensorFlow training on
+tiny data) unless its module is not about learning: then it runs the stand-in project of bench/stand_in.py
+(the same steps, parameters, inputs, outputs and script names; each step a few lines of Python), through
+the same stack program. `test_lifecycle.py` keeps the real steps, so the ML job stays covered end to end.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,11 +21,12 @@ import pytest
 import yaml
 from support import ROOT, run_pulumi
 
+from bench.stand_in import write_stand_in_project
 from local_valohai.testing import LocalValohai
 from providers.api.client import ValohaiClient
 from toolchain.environment import offline_env
 
-# Tiny data: the models still train for real, in a few seconds each.
+# Tiny data: where a stack runs the real steps, the models still train for real, in a few seconds each.
 TINY_DATA = {"image_size": 16, "images_per_class": 6, "test_images_per_harbor": 4, "seed": 7}
 
 
@@ -102,11 +107,18 @@ class Stack:
         return self.api.list_executions(self.project_id, **filters)
 
 
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory) -> Path:
+    """A module's own stand-in project (bench/stand_in.py); returns its Pulumi program folder."""
+    return write_stand_in_project(tmp_path_factory.mktemp("stand-in")) / "program"
+
+
 @pytest.fixture
 def make_stack(tmp_path: Path, pulumi_env, backend):
-    """Factory: `make_stack()` gives a fresh Stack with its own project; the token is in the environment."""
+    """Factory: `make_stack()` gives a fresh Stack with its own project; the token is in the environment.
+    `program` is the Pulumi program to run: the repository's `stacks/` (real steps) or `stand_in`."""
 
-    def make(name: str = "e2e", token_in_config: bool = False) -> Stack:
+    def make(name: str = "e2e", token_in_config: bool = False, program: Path = ROOT / "stacks") -> Stack:
         env = dict(pulumi_env)
         if token_in_config:
             env.pop("VALOHAI_API_TOKEN", None)
@@ -114,32 +126,23 @@ def make_stack(tmp_path: Path, pulumi_env, backend):
             env["VALOHAI_API_TOKEN"] = backend.token
         workdir = tmp_path / f"stack-{name}"
         workdir.mkdir()
-        return Stack(workdir, env, backend, f"e2e-{uuid.uuid4().hex[:8]}", name)
+        return Stack(workdir, env, backend, f"e2e-{uuid.uuid4().hex[:8]}", name, program=program)
 
     return make
 
 
-def copy_project(root: Path) -> Path:
-    """`stacks/`, `steps/` and `valohai.yaml` copied under `root`, so a test can edit step scripts; the
-    program finds its project root from its own file, so it runs the copy."""
-    for name in ("stacks", "steps"):
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "Pulumi.*.yaml"))
-    shutil.copy(ROOT / "valohai.yaml", root / "valohai.yaml")
-    return root
-
-
 @pytest.fixture(scope="module")
 def project_copy(tmp_path_factory) -> Path:
-    """A module's own copy of the project (modules that edit steps or valohai.yaml edit only theirs)."""
-    return copy_project(tmp_path_factory.mktemp("project"))
+    """A module's own stand-in project root (bench/stand_in.py): the module's tests edit its step scripts."""
+    return write_stand_in_project(tmp_path_factory.mktemp("project"))
 
 
 def stack_on_copy(tmp_path_factory, backend: LocalValohai, project: Path, name: str) -> Stack:
-    """A stack (own state, token in the environment) whose program is the project copy's `stacks/`, brought
+    """A stack (own state, token in the environment) whose program is the project copy's `program/`, brought
     up with harbor hA x epochs 1, 2: the starting point the module-scoped e2e scenarios build on."""
     env = dict(offline_env(tmp_path_factory.mktemp("pulumi"), passphrase="test-passphrase"))
     env["VALOHAI_API_TOKEN"] = backend.token
-    made = Stack(tmp_path_factory.mktemp("stack"), env, backend, name, "one", program=project / "stacks")
+    made = Stack(tmp_path_factory.mktemp("stack"), env, backend, name, "one", program=project / "program")
     made.configure(["hA"], [1, 2])
     made.up()
     return made

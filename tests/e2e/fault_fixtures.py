@@ -181,11 +181,11 @@ def make_backend(tmp_path: Path):
 def make_stack_on(tmp_path: Path, pulumi_env):
     """Like `make_stack`, but against a given (dedicated) backend."""
 
-    def make(server: LocalValohai, name: str = "e2e") -> Stack:
+    def make(server: LocalValohai, name: str = "e2e", program: Path = shared.ROOT / "stacks") -> Stack:
         env = dict(pulumi_env)
         env["VALOHAI_API_TOKEN"] = server.token
         workdir = tmp_path / f"stack-{name}-{uuid.uuid4().hex[:6]}"
         workdir.mkdir()
-        return Stack(workdir, env, server, f"e2e-{uuid.uuid4().hex[:8]}", name)
+        return Stack(workdir, env, server, f"e2e-{uuid.uuid4().hex[:8]}", name, program=program)
 
     return make

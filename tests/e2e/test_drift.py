@@ -34,8 +34,8 @@ def wait_for_pipeline(stack, title: str, status: str, timeout: float = 120) -> d
     raise AssertionError(f"no pipeline {title!r} reached {status!r} in {timeout}s")
 
 
-def test_deleted_and_stopped_pipelines_are_reported_and_only_they_rerun(make_stack):
-    stack = make_stack()
+def test_deleted_and_stopped_pipelines_are_reported_and_only_they_rerun(make_stack, stand_in):
+    stack = make_stack(program=stand_in)
     stack.configure(["hA"], [1, 2])
     stack.up()
     clean = drift_check(stack)

@@ -17,15 +17,24 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from e2e_support import ops
 from fault_fixtures import Db, fault_counts, make_backend, make_stack_on, pipelines_per_title  # noqa: F401 - fixtures (their uses as arguments carry noqa: F811)
 
+from bench.stand_in import write_stand_in_project
 from local_valohai.services.runner import INTERRUPTED
 
 CELLS = {"training-pipeline-hA-epochs-1": "cell-hA-epochs-1", "training-pipeline-hA-epochs-2": "cell-hA-epochs-2"}
 FIGURES: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module")
+def slow_stand_in(tmp_path_factory) -> Path:
+    """The stand-in project (bench/stand_in.py) whose train takes 3 s per epoch: long enough to kill the
+    backend while a train execution runs."""
+    return write_stand_in_project(tmp_path_factory.mktemp("stand-in"), epoch_seconds=3) / "program"
 
 
 def token_hits(token: str, *texts: str) -> int:
@@ -46,13 +55,13 @@ DROP_BUG = (
 
 
 @pytest.mark.parametrize("after_commit", [False, True], ids=["rate-0.2", "rate-0.2-after-commit"])
-def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, after_commit):  # noqa: F811
+def test_sweep_converges_under_injected_faults(make_backend, make_stack_on, slow_stand_in, after_commit):  # noqa: F811
     faults = {"LOCAL_VALOHAI_FAULT_RATE": "0.2", "LOCAL_VALOHAI_FAULT_SEED": "1234"}
     if after_commit:
         faults["LOCAL_VALOHAI_FAULT_AFTER_COMMIT"] = "1"
     # The project and the stack are made fault-free (that is test setup, not the code under test) ...
     server = make_backend()
-    stack = make_stack_on(server)
+    stack = make_stack_on(server, program=slow_stand_in)
     stack.configure(["hA"], [1, 2])
     # ... then the backend restarts with faults on, on the same data dir, port and token.
     faulty_log_start = len(server.log_text())
@@ -127,9 +136,13 @@ def _wait_for_training(db: Db, project_id: str, proc: subprocess.Popen, timeout:
     pytest.fail("no training execution started in time")
 
 
-def test_kill_9_mid_sweep_keeps_finished_work_and_reruns_only_interrupted_cells(make_backend, make_stack_on):  # noqa: F811
+def test_kill_9_mid_sweep_keeps_finished_work_and_reruns_only_interrupted_cells(
+    make_backend,  # noqa: F811
+    make_stack_on,  # noqa: F811
+    slow_stand_in,
+):
     server = make_backend()
-    stack = make_stack_on(server)
+    stack = make_stack_on(server, program=slow_stand_in)
     stack.configure(["hA"], [1, 2])
     db = Db(server.data_dir)
 

@@ -1,8 +1,9 @@
 """Per-step identity and lineage through the real CLI: only what really changed runs, and the plan says why.
 
 One backend, one project copy and one stack for the whole module (the scenarios build on each other, in
-order). The program runs from a copy of `stacks/`, `steps/` and `valohai.yaml` in a temp dir, so the tests
-can edit step scripts; the program finds its project root from its own file. Every scenario checks that
+order). The program runs on the stand-in project of bench/stand_in.py written to a temp dir (the real
+steps' names, parameters, inputs and outputs, each script a few lines of Python), so the tests can edit
+step scripts; the program finds its project root from its own file. Every scenario checks that
 the operations `plan-explain --json` (= `pulumi preview --json`) plans are those `pulumi up --json` then
 performs, and that `pulumi preview --expect-no-changes` exits 0 afterwards.
 """

@@ -31,8 +31,8 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_killed_up_then_up_again_converges_without_duplicates(make_stack):
-    stack = make_stack()
+def test_killed_up_then_up_again_converges_without_duplicates(make_stack, stand_in):
+    stack = make_stack(program=stand_in)
     stack.configure(["hA"], [1, 2])
     running = subprocess.Popen(
         ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
@@ -75,8 +75,8 @@ def by_node_id(pipeline: dict, name: str) -> str:
     return next(n["execution"]["id"] for n in pipeline["nodes"] if n["name"] == name)
 
 
-def test_single_mode_builds_one_pipeline_with_two_nodes_per_cell_and_a_predict_node(make_stack):
-    stack = make_stack()
+def test_single_mode_builds_one_pipeline_with_two_nodes_per_cell_and_a_predict_node(make_stack, stand_in):
+    stack = make_stack(program=stand_in)
     stack.configure(["hA"], [1, 2], mode="single")
     stack.up()
     (pipeline,) = stack.pipelines()

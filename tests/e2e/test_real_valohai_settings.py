@@ -24,9 +24,9 @@ STEPS = {
 }
 
 
-def test_step_settings_reach_executions_and_destroy_survives_a_refused_delete(make_backend, make_stack_on):  # noqa: F811
+def test_step_settings_reach_executions_and_destroy_survives_a_refused_delete(make_backend, make_stack_on, stand_in):  # noqa: F811
     backend = make_backend(env={"LOCAL_VALOHAI_REFUSE_PIPELINE_DELETE": "1"})
-    stack = make_stack_on(backend)
+    stack = make_stack_on(backend, program=stand_in)
     stack.configure(["hA"], [1], steps=STEPS, poll_interval_seconds=0.2)
     stack.run(["config", "set", "--secret", "--path", "secrets.E2E_SECRET", SECRET_VALUE])
     runs = [stack.up(), stack.run(["preview", "--diff"]), stack.run(["refresh", "--yes"])]

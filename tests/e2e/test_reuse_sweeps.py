@@ -1,8 +1,8 @@
 """Reuse of finished work through the real CLI: switching mode, adding a cell, changing the train script,
 re-running a failed train and `reuse: false` run only the nodes whose content key never completed.
 
-One backend, one project copy and one stack for the whole module; the scenarios build on each other in
-order (harbor hA, tiny data). New work is counted on the backend, by step, after each `pulumi up`.
+One backend, one stand-in project (bench/stand_in.py: the real steps' names, parameters, inputs and
+outputs, no ML) and one stack for the whole module; the scenarios build on each other in order (harbor hA). New work is counted on the backend, by step, after each `pulumi up`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Run control through the real CLI: Ctrl-C ends the wait and the next `up` adopts the running cell; a
 changed cell's old pipeline is stopped before its replacement's training starts; `on_cancel: stop`.
 
-One backend, one stack, one cell trained for many epochs (so it is still running when we interrupt);
-the scenarios run in order on the same stack.
+One backend, one stack on the stand-in project (bench/stand_in.py, half a second per epoch), one cell
+trained for many epochs (so it is still running when we interrupt); the scenarios run in order on the
+same stack.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import uuid
 import pytest
 from conftest import Stack
 
+from bench.stand_in import write_stand_in_project
 from toolchain.environment import offline_env
 
 CELL = "hA/epochs-1000"
@@ -81,11 +83,14 @@ def wait_until(check, timeout: float = 240, what: str = "") -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, backend) -> Stack:
+    """The stand-in project (bench/stand_in.py) with 0.5 s per epoch: the 1000-epoch cell runs for minutes,
+    the 1- to 3-epoch cells for a few seconds (so their durations still scale with epochs)."""
     home = tmp_path_factory.mktemp("run-control")
+    program = write_stand_in_project(home / "project", epoch_seconds=0.5) / "program"
     env = {**offline_env(home, passphrase="test-passphrase"), "VALOHAI_API_TOKEN": backend.token}
     workdir = home / "stack"
     workdir.mkdir()
-    return Stack(workdir, env, backend, f"e2e-{uuid.uuid4().hex[:8]}", "runctl")
+    return Stack(workdir, env, backend, f"e2e-{uuid.uuid4().hex[:8]}", "runctl", program=program)
 
 
 def test_ctrl_c_ends_the_wait_and_the_next_up_adopts(stack):
