@@ -64,3 +64,27 @@ def test_the_cli_writes_no_automatic_log_unless_asked(tmp_path: Path, monkeypatc
 
     automatic_log_off(Path(kept["PULUMI_HOME"]))  # a home that logged before: its logs go, the placeholder comes
     assert (Path(kept["PULUMI_HOME"]) / "logs").is_file()
+
+
+def test_plan_explain_piped_into_a_reader_that_stops_early_exits_with_the_plans_code(tmp_path: Path):
+    """`plan-explain --stack s | head -1`: no BrokenPipeError traceback, and the exit code is still the plan's."""
+    script = (
+        "from toolchain import plan_explain as p\n"
+        "reasons = [{'name': f'cell-{i}', 'op': 'replace', 'reason': 'epochs 2 -> 3'} for i in range(20000)]\n"
+        "report = {'steps': {r['name']: 'replace' for r in reasons}, 'reasons': reasons, 'reuse': [],"
+        " 'reuse_summary': None}\n"
+        "p.explain = lambda stack, cwd: (p.EXIT_CHANGES, report, '')\n"
+        "p.main(['--stack', 's'])\n"
+    )
+    done = subprocess.run(
+        ["bash", "-c", 'set -o pipefail; python -c "$0" | head -1; echo "rc=${PIPESTATUS[0]}" >&2', script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.startswith("plan for stack s: 20000 resource(s) change")
+    assert "Traceback" not in done.stderr, done.stderr[-800:]
+    from toolchain.plan_explain import EXIT_CHANGES
+
+    assert f"rc={EXIT_CHANGES}" in done.stderr

@@ -72,6 +72,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON report instead of text")
     args = parser.parse_args(argv)
     code, report, message = explain(args.stack, args.cwd)
+    try:
+        show(args, code, report, message)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`plan-explain ... | head`): not an error of the plan. As the Python docs
+        # advise (signal module, "Note on SIGPIPE"), point stdout at devnull so the exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
+
+
+def show(args: argparse.Namespace, code: int, report: dict, message: str) -> None:
+    """The report as text, or as JSON with `--json`."""
     if args.json:
         print(json.dumps({"exit_code": code, **report, "message": message}, indent=2))
     elif code == EXIT_ERROR:
@@ -90,7 +102,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {r['name']}: reuse {r['node']} from {r['source']} (same key)")
         if report["reuse_summary"]:
             print(f"  {report['reuse_summary']['to_run']} nodes to run, {report['reuse_summary']['reused']} reused")
-    sys.exit(code)
 
 
 if __name__ == "__main__":
