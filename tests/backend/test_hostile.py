@@ -586,8 +586,7 @@ def test_wrong_values_in_every_field_never_answer_5xx(api, ctx):
 
 def test_a_thousand_cell_prediction_input_is_accepted(api, ctx):
     """The positive side of the URI cap: a 1,000-cell sweep's prediction takes two files per cell in one input."""
-    version = api.ok(api.get(f"datasets/{ctx['dataset']}/"))["latest_version"]["id"]
-    datum = api.ok(api.get(f"dataset-versions/{version}/"))["files"][0]["datum"]["id"]
+    datum = api.ok(api.get("data/", params={"project": ctx["project"]}))["results"][0]["id"]  # the ctx run's output
     method, path, kwargs = run(step="consume", inputs={"data": [f"datum://{datum}"] * 2_000})(ctx)
     response = api.session.request(method, api.url(path), timeout=60, **kwargs)
     assert response.status_code == 201, response.text[:300]

@@ -5,8 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
+import pytest
 from e2e_support import ops
+
+from bench.stand_in import write_stand_in_project
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory) -> Path:
+    """This module's stand-in (bench/stand_in.py): train takes 2 s per epoch, so a pipeline is still running
+    when the test stops it from outside the tool (an instant train could end between two polls)."""
+    return write_stand_in_project(tmp_path_factory.mktemp("stand-in"), epoch_seconds=2) / "program"
 
 
 def drift_check(stack, *extra: str) -> subprocess.CompletedProcess:
