@@ -39,3 +39,26 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+# Data URIs of two generated harbors, as the program hands them to the payload builders.
+HARBOR_DATA = {
+    h: {"images": f"datum://img-{h}", "labels": f"datum://lab-{h}", "test_labels": f"datum://tl-{h}"}
+    for h in ("harbor_A", "harbor_B")
+}
+
+
+def single_pipeline(config, sweep) -> dict:
+    """The single-mode pipeline payload of `sweep` over HARBOR_DATA."""
+    from providers.sweep import payloads
+
+    return payloads.sweep_pipeline(
+        config,
+        commit="~c",
+        project_id="p",
+        cells=sweep.cells,
+        sweep=sweep,
+        data_by_harbor=HARBOR_DATA,
+        tags=[],
+        title="sweep-t",
+    )

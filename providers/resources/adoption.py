@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from providers.api import waiting
 from providers.api.errors import ValohaiTransient
 from providers.api.statuses import is_failed
+from providers.sweep.identity import STACK_TAG_PREFIX
 
 T = TypeVar("T")
 ATTEMPTS = 8
@@ -73,13 +74,18 @@ class StackPipelines:
             cls._listed.clear()
 
 
-def first_then_fresh(first: Callable[[], T | None], fresh: Callable[[], T | None]) -> Callable[[], T | None]:
-    """`find_existing` for `create_once`: `first` before the first attempt, `fresh` before every retry."""
-    calls = [0]
+def pipeline_finder(api: Any, payload: dict, tag: str) -> Callable[[], dict | None]:
+    """`find_existing` for a pipeline's `create_once`: the stack's one listing before the first attempt (when the
+    payload carries the stack's tag), the pipelines of this title before every retry."""
+    stack_tags = [t for t in payload.get("tags", []) if t.startswith(STACK_TAG_PREFIX)]
+    attempts = 0
 
-    def look() -> T | None:
-        calls[0] += 1
-        return first() if calls[0] == 1 else fresh()
+    def look() -> dict | None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1 and stack_tags:
+            return StackPipelines.first_look(api, payload["project"], stack_tags[0], tag)
+        return find_adoptable(api.list_pipelines(payload["project"], title=payload["title"]), tag)
 
     return look
 

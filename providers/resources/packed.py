@@ -16,6 +16,7 @@ objects; `unpack` takes both, so upgrading changes no key and re-runs nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -45,3 +46,10 @@ def unpack(value: Any) -> Any:
             f"a packed property is not JSON ({value[:60]!r}): the stack state was edited by hand; "
             "run `pulumi refresh` or re-create the resource"
         ) from None
+
+
+def stored_project(outs: Mapping[str, Any]) -> Any:
+    """The project id a resource's stored outputs name: `project_id`, or the payload's for state written before
+    the outputs kept `project_id` instead of the payload."""
+    payload = unpack(outs.get("payload"))
+    return outs.get("project_id") or (payload.get("project") if isinstance(payload, Mapping) else None)

@@ -22,18 +22,12 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource
 from providers.api.credentials import client
 from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_terminal
-from providers.resources.adoption import (
-    StackPipelines,
-    create_once,
-    find_adoptable,
-    first_then_fresh,
-    retry_transient,
-)
+from providers.resources.adoption import create_once, pipeline_finder, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
-from providers.resources.packed import pack, unpack
+from providers.resources.packed import pack, stored_project, unpack
 from providers.resources.run_control import settle
 from providers.resources.snapshot import forget, read_pipeline
-from providers.sweep.identity import STACK_TAG_PREFIX, TAG_PREFIX, content_tag
+from providers.sweep.identity import TAG_PREFIX, content_tag
 
 RELEASED_TAG = "released"
 REFUSED_DELETE = (403, 405)  # what an API that offers no pipeline deletion answers
@@ -138,13 +132,9 @@ class PipelineProvider(ValohaiProvider):
         key = props["key"]
         tag = content_tag(key)
         forget()  # a listing taken before this create must not answer a later read
-        by_title = lambda: find_adoptable(api.list_pipelines(payload["project"], title=payload["title"]), tag)  # noqa: E731
-        stack_tags = [t for t in payload.get("tags", []) if t.startswith(STACK_TAG_PREFIX)]
         pipeline, adopted = create_once(
             lambda: api.create_pipeline({**payload, "tags": [*payload.get("tags", []), tag]}),
-            first_then_fresh(lambda: StackPipelines.first_look(api, payload["project"], stack_tags[0], tag), by_title)
-            if stack_tags
-            else by_title,
+            pipeline_finder(api, payload, tag),
             what=f"the pipeline for {props['label']}",
         )
         if adopted:
@@ -157,10 +147,10 @@ class PipelineProvider(ValohaiProvider):
     def read(self, id_: str, props: dict) -> ReadResult:
         """The live pipeline. No inputs are returned, so the engine keeps the stored ones (nothing outside the
         tool can change what was sent; pulumi/pulumi pkg/resource/deploy/step.go, `RefreshStep.Apply`)."""
-        payload = unpack(props.get("payload"))  # state written before `project_id` was kept
-        project = props.get("project_id") or (payload.get("project") if isinstance(payload, dict) else None)
         try:
-            pipeline = read_pipeline(client(props["host"]), project, id_, integral_numbers(props.get("counter")))
+            pipeline = read_pipeline(
+                client(props["host"]), stored_project(props), id_, integral_numbers(props.get("counter"))
+            )
         except ValohaiNotFound:
             pipeline = {"deleted": True}
         if pipeline.get("deleted"):

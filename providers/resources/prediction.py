@@ -28,7 +28,7 @@ from providers.resources.executions import (
     submit_or_adopt_execution,
     wait_for_execution,
 )
-from providers.resources.packed import pack, unpack
+from providers.resources.packed import pack, stored_project, unpack
 from providers.resources.polling import project_of
 from providers.sweep.identity import content_key, content_tag
 
@@ -128,9 +128,7 @@ class PredictionProvider(ValohaiProvider):
         )
 
     def read(self, id_: str, props: dict) -> ReadResult:
-        payload = unpack(props.get("payload"))  # state written before `project_id` was kept
-        project = props.get("project_id") or (payload.get("project") if isinstance(payload, dict) else None)
-        return read_execution_backed(id_, props, project_id=project, counter=props.get("counter"))
+        return read_execution_backed(id_, props, project_id=stored_project(props), counter=props.get("counter"))
 
     def delete(self, id_: str, props: dict) -> None:
         """A finished prediction is a record; a running one is stopped."""

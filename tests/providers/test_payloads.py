@@ -3,15 +3,13 @@
 from pathlib import Path
 
 import pytest
+from support import HARBOR_DATA, single_pipeline
 
 from providers.sweep import payloads
 from providers.sweep.config import Cell, parse_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = {
-    h: {"images": f"datum://img-{h}", "labels": f"datum://lab-{h}", "test_labels": f"datum://tl-{h}"}
-    for h in ("harbor_A", "harbor_B")
-}
+DATA = HARBOR_DATA
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +57,7 @@ def test_cell_pipeline_sets_harbor_epochs_and_data(config):
 
 def test_single_pipeline_has_two_nodes_per_cell_and_a_predict_node_fed_by_every_train_node(config):
     sweep = parse_sweep({"harbors": ["harbor_A", "harbor_B"], "epochs": [2, 5], "mode": "single"})
-    body = payloads.sweep_pipeline(
-        config,
-        commit="~c",
-        project_id="p",
-        cells=sweep.cells,
-        sweep=sweep,
-        data_by_harbor=DATA,
-        tags=[],
-        title="sweep-t",
-    )
+    body = single_pipeline(config, sweep)
     names = [n["name"] for n in body["nodes"]]
     assert len(names) == 2 * 4 + 1 and names[-1] == "predict"
     assert sum(n.startswith("train-") for n in names) == 4

@@ -3,16 +3,14 @@
 from pathlib import Path
 
 import pytest
+from support import HARBOR_DATA, single_pipeline
 
 from providers.sweep import payloads, step_settings
 from providers.sweep.config import Cell, SweepConfigError, parse_sweep
 from providers.sweep.identity import node_identity, node_key
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = {
-    h: {"images": f"datum://img-{h}", "labels": f"datum://lab-{h}", "test_labels": f"datum://tl-{h}"}
-    for h in ("harbor_A", "harbor_B")
-}
+DATA = HARBOR_DATA
 STEPS = {
     "train": {
         "environment": "aws-eu-west-1-g4dn-xlarge",
@@ -33,20 +31,6 @@ def config():
 
 def sweep_with(steps=STEPS, **extra):
     return parse_sweep({"harbors": ["harbor_A", "harbor_B"], "epochs": [2], "steps": steps, **extra})
-
-
-def single_pipeline(config, sweep):
-    """The single-mode pipeline payload of `sweep`."""
-    return payloads.sweep_pipeline(
-        config,
-        commit="~c",
-        project_id="p",
-        cells=sweep.cells,
-        sweep=sweep,
-        data_by_harbor=DATA,
-        tags=[],
-        title="sweep-t",
-    )
 
 
 def test_settings_are_parsed_to_payload_fields():
