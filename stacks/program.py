@@ -17,10 +17,10 @@ consumer of the outputs.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from providers.sweep.reuse import tag_nodes, with_mimics
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import estimates, preflight
 from stacks.reuse import ReusePlanner
+from stacks.sdk_diagnostics import quiet_sdk
 
 SWEEP_KEYS = (
     "harbors",
@@ -77,6 +78,7 @@ class StackContext:
     report_dir: str
     tags: list[str]
     keys: StackKeys
+    cell_keys: dict[str, str]  # cell name -> its resource key (computed once: 1,000 cells hash a lot of JSON)
     reuse: ReusePlanner
     run_control: dict[str, Any]
     secrets: preflight.StepSecrets  # the steps' secret variables (Pulumi secrets; their names are in `sweep`)
@@ -199,14 +201,14 @@ def valohai_client(host: str) -> ValohaiClient:
 
 
 def project_pipelines(api: ValohaiClient, project: str) -> Callable[[], list[dict]]:
-    """The project's current pipelines, listed (paged) at the first call and shared by reuse and estimates:
-    one listing per run instead of one each."""
-
-    @functools.cache
-    def listed() -> list[dict]:
-        return api.list_pipelines(api.resolve_project(project)["id"])
-
-    return listed
+    """The project's current pipelines, shared by reuse and estimates: one listing per run instead of one
+    each. The listing (paged) starts now, in a thread of its own with a client of its own, and the returned
+    callable waits for it (re-raising its error): at 1,000 cells it takes ~1.5 s, as long as the state read
+    that reuse makes meanwhile (stacks/reuse.py), so the two overlap instead of adding up."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="project-pipelines")
+    listing = pool.submit(lambda: api.list_pipelines(api.resolve_project(project)["id"]))
+    pool.shutdown(wait=False)
+    return listing.result
 
 
 def declare_shared(root: Path) -> StackContext:
@@ -215,14 +217,16 @@ def declare_shared(root: Path) -> StackContext:
     config = pulumi.Config()
     sweep = read_sweep(config)
     host, project = read_connection(pulumi.Config("valohai"))
+    listed = project_pipelines(valohai_client(host), project)
     yaml_config, commit = read_project_files(root)
     secrets = preflight.check_steps(valohai_client(host), config, sweep.steps)
 
     api = valohai_client(host)
-    listed = project_pipelines(api, project)
     planner = ReusePlanner.load(api, project, stack, sweep.reuse, current=listed)
     keys = compute_keys(root, yaml_config, sweep)
-    estimates.check(api, project, stack, sweep, keys.cells, keys.sweep, listed)  # may refuse: before any resource
+    cell_keys = {c.name: resource_key("cell", stack, keys.cells[c.name]) for c in sweep.cells}
+    # may refuse: before any resource
+    estimates.check(api, project, stack, sweep, keys.cells, keys.sweep, listed, cell_keys=cell_keys)
     code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     # One deadline for every wait of this `pulumi up` (providers/resources/run_control.py).
     run_control = {
@@ -266,6 +270,7 @@ def declare_shared(root: Path) -> StackContext:
         report_dir=report_dir,
         tags=[stack_tag(stack)],
         keys=keys,
+        cell_keys=cell_keys,
         reuse=planner,
         run_control=run_control,
         secrets=secrets,
@@ -338,13 +343,13 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
             payload=reusing(
                 ctx,
                 cell_payload(ctx, cell),
-                resource_key("cell", ctx.stack, ctx.keys.cells[cell.name]),
+                ctx.cell_keys[cell.name],
                 ctx.keys.cells[cell.name],
                 {name: cell.name for name in ctx.keys.cells[cell.name]},
             ),
             stack=ctx.stack,
             label=cell.name,
-            key=resource_key("cell", ctx.stack, ctx.keys.cells[cell.name]),
+            key=ctx.cell_keys[cell.name],
             identity=ctx.keys.cells[cell.name],
         )
         for cell in ctx.sweep.cells
@@ -374,8 +379,9 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         missing_cells=results.failed_cells.apply(lambda failed: sorted(c["name"] for c in failed or [])),
     )
     pulumi.export("training_pipelines", {name: p.counter for name, p in cells.items()})
-    keys = {c.name: resource_key("cell", ctx.stack, ctx.keys.cells[c.name]) for c in ctx.sweep.cells}
-    pulumi.export("content_keys", {**keys, "prediction": resource_key("prediction", ctx.stack, ctx.keys.prediction)})
+    pulumi.export(
+        "content_keys", {**ctx.cell_keys, "prediction": resource_key("prediction", ctx.stack, ctx.keys.prediction)}
+    )
     return results, prediction
 
 
@@ -449,6 +455,7 @@ def export_results(ctx: StackContext, results: TrainingResults, prediction: Pred
 
 def build_stack(root: Path) -> None:
     """Declare the whole stack for the project at `root` (the folder holding valohai.yaml and steps/)."""
+    quiet_sdk()
     ctx = declare_shared(root)
     declare = declare_parallel if ctx.sweep.mode == "parallel" else declare_single
     results, prediction = declare(ctx)

@@ -86,6 +86,9 @@ def test_sweep_lifecycle(make_stack, backend):
     )
     for text in [exported, state_files, json.dumps(stack.outputs()), *printed]:
         assert backend.token not in text
+    # the program declares its resources without the SDK's stack traces (stacks/sdk_diagnostics.py)
+    ours = [r for r in json.loads(exported)["deployment"]["resources"] if "dynamic/valohai" in r["type"]]
+    assert ours and not any(r.get("stackTrace") for r in ours)
 
     # destroy: nothing of the stack is left active in the backend
     stack.run(["destroy", "--yes"])

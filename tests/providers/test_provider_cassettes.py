@@ -16,6 +16,7 @@ import requests
 import yaml
 from vcr.errors import CannotOverwriteExistingCassetteException
 
+from providers.api.client import ValohaiClient
 from providers.api.credentials import client
 from providers.resources import training_results
 from providers.resources.code_package import CodePackageProvider, build_package, commit_identifier
@@ -231,11 +232,22 @@ def test_training_results_wait_loop_and_prediction(
     monkeypatch.setattr(training_results, "cell_state", watching)
     cells = {"harbor_A/epochs-2": {"pipeline": created.id, "node": "train"}}
     test_sets = {HARBOR: {"pipeline": created.id, "node": "preprocess"}}
+    per_execution: list[str] = []
+
+    def spying(name: str):
+        real = getattr(ValohaiClient, name)
+        return lambda self, *args, **kwargs: per_execution.append(name) or real(self, *args, **kwargs)
+
+    for name in ("get_execution", "execution_outputs"):
+        monkeypatch.setattr(ValohaiClient, name, spying(name))
     results = (
         TrainingResultsProvider()
         .create({"host": vh_host, "cells": cells, "predict": None, "timeout_seconds": 600, "test_sets": test_sets})
         .outs
     )
+    # metrics, models and test sets come from the pipeline reads (the nodes carry their executions in full):
+    # no request per execution after the wait
+    assert per_execution == []
 
     assert seen[0] in ("created", "queued", "started") and "started" in seen and seen[-1] == "complete"
     assert len(polls) >= 3  # several GETs of the same pipeline, replayed in order with advancing statuses

@@ -1,0 +1,47 @@
+"""The Python SDK's per-resource diagnostics, off in the program process unless asked for.
+
+Why: for every resource the program declares, the SDK (pulumi 3.260, pulumi/runtime/resource.py
+`register_resource`) sends four debug-channel messages to the engine, each a blocking gRPC call
+(pulumi/log.py `_log`), and walks the Python stack (`traceback.extract_stack`) for a stack trace that the
+engine stores in state with the resource (`stackTrace`, ~1.4 KB per pipeline here, written again at every
+checkpoint of an `up`). The debug messages show only under `pulumi --debug`, and every cell's stack trace
+points at the same lines of providers/resources/. On a 1,000-cell no-change preview the two cost ~5 s of
+~32 (bench/README.md, "No-change preview cost").
+
+`VPAC_PULUMI_SDK_DIAGNOSTICS=1` keeps both (for debugging the program). Other messages (info, warnings,
+errors) are untouched. If a later SDK renames what is replaced here, nothing is replaced and the program
+runs as before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from toolchain.environment import SDK_DIAGNOSTICS_ENV
+
+
+def _no_debug(*_args: Any, **_kwargs: Any) -> None:
+    """`pulumi.log.debug` without the round trip to the engine."""
+
+
+def _no_stack_trace() -> Any:
+    from pulumi.runtime.proto import source_pb2
+
+    return source_pb2.StackTrace()
+
+
+def quiet_sdk(environ: Mapping[str, str] = os.environ) -> bool:
+    """Turn the SDK's per-resource debug messages and stack traces off (call before declaring resources);
+    True when done, False when kept (the switch) or when this SDK has no such hooks."""
+    if environ.get(SDK_DIAGNOSTICS_ENV) == "1":
+        return False
+    from pulumi import log
+    from pulumi.runtime import resource
+
+    if not callable(getattr(log, "debug", None)) or not callable(getattr(resource, "_get_stack_trace", None)):
+        return False
+    log.debug = _no_debug
+    resource._get_stack_trace = _no_stack_trace
+    return True

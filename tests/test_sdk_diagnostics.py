@@ -1,0 +1,46 @@
+"""The program's SDK diagnostics switch (stacks/sdk_diagnostics.py): debug messages and stack traces off by
+default, kept with VPAC_PULUMI_SDK_DIAGNOSTICS=1; other messages still reach the engine."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from pulumi.runtime import resource, settings
+
+from stacks.sdk_diagnostics import quiet_sdk
+from toolchain.environment import SDK_DIAGNOSTICS_ENV
+
+
+class RecordingEngine:
+    """Stands in for the engine's gRPC stub: records the log requests the SDK sends."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def Log(self, request) -> None:
+        self.messages.append(request.message)
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    """A recording engine, and the SDK hooks restored after the test (quiet_sdk replaces them)."""
+    recording = RecordingEngine()
+    monkeypatch.setattr(settings.SETTINGS, "engine", recording)
+    monkeypatch.setattr(pulumi.log, "debug", pulumi.log.debug)
+    monkeypatch.setattr(resource, "_get_stack_trace", resource._get_stack_trace)
+    return recording
+
+
+def test_debug_messages_and_stack_traces_are_off_by_default(engine):
+    assert quiet_sdk({}) is True
+    pulumi.log.debug("registering resource: ty=x")
+    pulumi.log.info("estimate: 2 cell(s) to run")
+    assert engine.messages == ["estimate: 2 cell(s) to run"]
+    assert list(resource._get_stack_trace().frames) == []
+
+
+def test_the_switch_keeps_them(engine):
+    assert quiet_sdk({SDK_DIAGNOSTICS_ENV: "1"}) is False
+    pulumi.log.debug("registering resource: ty=x")
+    assert engine.messages == ["registering resource: ty=x"]
+    assert resource._get_stack_trace.__module__ == "pulumi.runtime.resource"
