@@ -25,14 +25,16 @@ For each pipeline it declares, every node whose content key is found is planned 
 plan says so before anything runs, one line per node (`harbor_A/epochs-2: reuse train from pipeline #7
 (same key)`) and a summary (`reuse: N nodes to run, M reused`). The same lines show at `pulumi preview`,
 `pulumi up` and in `plan-explain`. A pipeline whose own resource key is carried by a live, not failed
-pipeline is not going to be created (unchanged), so it is left out of the lines and counts. Only this
+pipeline is not going to be created (unchanged), so it is left out of the lines and counts, and planned
+without mimics (its stored payload stays put; `--replace` of it alone re-runs its nodes). Only this
 stack's pipelines are sources, so two stacks never feed each other (the lineage rule of
 `providers.sweep.identity`).
 
 Turning it off: stack config `reuse: false` (nothing is reused). Forcing one cell to run afresh:
 `force_rerun: [harbor_A/epochs-2]` plus `pulumi up --replace <urn>` (see README): the program cannot see
-which resources `--replace` targets, so only config can tell it which cells must not be mimicked; and
-since `force_rerun` changes no key, removing it afterwards re-runs nothing.
+which resources `--replace` targets, so only config can tell it which cells must not be mimicked (in
+single mode, where one pipeline holds every cell, the others are then still reused); and since
+`force_rerun` changes no key, removing it afterwards re-runs nothing.
 """
 
 from __future__ import annotations
@@ -202,9 +204,13 @@ class ReusePlanner:
         if not unchanged and any(t not in self.sources for n, t in node_tags(identity).items() if n not in skip):
             self._fall_back_to_tags()
             unchanged = content_tag(resource_key) in self.live_tags and not skip
-        reuse = plan_reuse(identity, self.sources, skip=skip)
         if unchanged:
-            return reuse  # not created this run (unless --replace'd), so nothing to announce
+            # Not created this run, so nothing to announce; and planned without mimics, so that its payload (an
+            # input stored in state) does not change each time other work completes: Pulumi rewrites the whole
+            # state file for every resource whose inputs changed, even in a no-op `up` (bench/README.md).
+            # `pulumi up --replace` of it therefore re-runs its nodes.
+            return {}
+        reuse = plan_reuse(identity, self.sources, skip=skip)
         for line in plan_lines(label_of, node_of, reuse):
             pulumi.log.info(line)
         self.to_run += len(identity) - len(reuse)

@@ -129,14 +129,16 @@ def test_failed_stopped_deleted_and_unfinished_state_sources_are_never_reused():
     assert api.tag_lookups == 1
 
 
-def test_an_unchanged_pipeline_in_the_state_is_neither_announced_nor_looked_up():
+def test_an_unchanged_pipeline_in_the_state_is_neither_announced_nor_looked_up_nor_mimicked():
     key = "the-key"
     api = FakeApi(
         [pipeline(7, {"preprocess": "complete", "train": "error"}, status="complete", tags=(content_tag(key),))]
     )
     reuse = planner(api, state_of("p7"))
-    reuse.plan(key, IDENTITY, LABELS, NODES, set())
+    # planned without mimics although its preprocess node completed: its stored payload stays as created
+    assert reuse.plan(key, IDENTITY, LABELS, NODES, set()) == {}
     assert (reuse.to_run, reuse.reused, reuse.plans, api.tag_lookups) == (0, 0, {}, 0)
+    assert reuse.plan("a-new-key", IDENTITY, LABELS, NODES, set()) != {}  # a new pipeline mimics that node
 
 
 def test_reuse_off_reads_nothing():
