@@ -277,8 +277,9 @@ def declare_shared(root: Path) -> StackContext:
     )
 
 
-def reusing(ctx: StackContext, payload: pulumi.Output, key: str, identity: dict, cell_of: dict[str, str]) -> Any:
-    """The payload with node tags and, for nodes whose key completed before, mimic nodes (stacks/reuse.py).
+def reuse_step(ctx: StackContext, key: str, identity: dict, cell_of: dict[str, str]) -> Callable[[dict], dict]:
+    """What turns a payload into the one sent: node tags and, for nodes whose key completed before, mimic nodes
+    (stacks/reuse.py). The plan is made now (it logs the plan's lines); the returned function applies it.
 
     `cell_of` maps a node name to its cell's name (or "prediction"); nodes of `force_rerun` cells (and then the
     predict node they feed) are never reused.
@@ -288,14 +289,19 @@ def reusing(ctx: StackContext, payload: pulumi.Output, key: str, identity: dict,
     if skip and payloads.PREDICT_NODE in identity:
         skip.add(payloads.PREDICT_NODE)  # fed by the forced cells' new models: it runs too
     plan = ctx.reuse.plan(key, identity, cell_of, node_of, skip)
-    return payload.apply(lambda p: with_mimics(tag_nodes(p, identity), plan, cell_of))
+    return lambda p: with_mimics(tag_nodes(p, identity), plan, cell_of)
 
 
 def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
-    """One cell's pipeline payload, once the project and the harbor's data are known."""
+    """One cell's pipeline payload, reuse planned (`reuse_step`), once the project and the harbor's data are
+    known. One `apply` when no step has secrets: each is an Output and a task in the SDK, and a sweep has
+    1,000 cells."""
     dataset = ctx.datasets[cell.harbor]
-    payload = pulumi.Output.all(ctx.code.project_id, dataset.images, dataset.labels).apply(
-        lambda args: payloads.training_pipeline(
+    identity = ctx.keys.cells[cell.name]
+    finish = reuse_step(ctx, ctx.cell_keys[cell.name], identity, {name: cell.name for name in identity})
+
+    def build(args: list[Any]) -> dict:
+        return payloads.training_pipeline(
             ctx.yaml_config,
             commit=ctx.commit,
             project_id=args[0],
@@ -304,8 +310,11 @@ def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
             data={"images": args[1], "labels": args[2]},
             tags=ctx.tags,
         )
-    )
-    return ctx.secrets.added_to(payload)
+
+    inputs = pulumi.Output.all(ctx.code.project_id, dataset.images, dataset.labels)
+    if not ctx.secrets.values:
+        return inputs.apply(lambda args: finish(build(args)))
+    return ctx.secrets.added_to(inputs.apply(build)).apply(finish)
 
 
 def prediction_payload(ctx: StackContext, results: TrainingResults) -> pulumi.Output:
@@ -340,13 +349,7 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         cell.name: TrainingPipeline(
             f"cell-{cell.slug}",
             host=ctx.host,
-            payload=reusing(
-                ctx,
-                cell_payload(ctx, cell),
-                ctx.cell_keys[cell.name],
-                ctx.keys.cells[cell.name],
-                {name: cell.name for name in ctx.keys.cells[cell.name]},
-            ),
+            payload=cell_payload(ctx, cell),
             stack=ctx.stack,
             label=cell.name,
             key=ctx.cell_keys[cell.name],
@@ -406,7 +409,9 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
     big = SweepPipeline(
         "sweep",
         host=ctx.host,
-        payload=reusing(ctx, payload, resource_key("sweep", ctx.stack, ctx.keys.sweep), ctx.keys.sweep, cell_of),
+        payload=payload.apply(
+            reuse_step(ctx, resource_key("sweep", ctx.stack, ctx.keys.sweep), ctx.keys.sweep, cell_of)
+        ),
         stack=ctx.stack,
         label=title,
         key=resource_key("sweep", ctx.stack, ctx.keys.sweep),
