@@ -10,7 +10,7 @@ import sys
 
 import uvicorn
 
-from .app import create_app
+from .app import serving_app
 from .settings import Settings
 
 
@@ -44,7 +44,7 @@ def serve(args: argparse.Namespace) -> None:
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    app = serving_app(settings)
     config = uvicorn.Config(
         app,
         http="httptools",  # pinned in pyproject.toml; h11 (pure Python) cost ~35% of the CPU of a GET (bench/README.md)
