@@ -7,6 +7,7 @@ from typing import Any
 
 from local_valohai.app import create_app
 from local_valohai.fast_reads import FastReads
+from local_valohai.routers.common import INLINE_ROWS
 from local_valohai.settings import Settings
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
@@ -104,3 +105,18 @@ def test_fast_path_answers_like_the_routes_for_found_missing_deleted_and_bad_tok
     assert _call(fast, "/api/v0/projects/", b"", server.token)[0] == 200
     assert _call(fast, f"/api/v0/pipelines/{kept['id']}/stop/", b"", server.token)[0] == 405
     assert behind.calls == 2  # other paths and methods fall through to the app
+
+
+def test_fast_path_answers_a_pipeline_too_big_for_the_loop_like_the_route(api, project, server):
+    """More than INLINE_ROWS nodes: both build the body in the thread pool (`small_read`)."""
+    nodes = [
+        {"name": f"n{i}", "type": "execution", "template": {"commit": project["commit"], "step": "noop"}}
+        for i in range(INLINE_ROWS + 1)
+    ]
+    payload = {"project": project["id"], "title": "fast-reads-big", "nodes": nodes, "edges": []}
+    big = api.wait(api.ok(api.post("pipelines/", json=payload), 201)["url"], timeout=120)
+    app = create_app(Settings.load(server.data_dir, token=server.token, workers=1))
+    path = f"/api/v0/pipelines/{big['id']}/"
+    routed, answered = _call(app, path, token=server.token), _call(FastReads(app), path, token=server.token)
+    assert answered == routed and answered[0] == 200
+    assert answered[2].count(b'"status":"complete"') > INLINE_ROWS
