@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 
 from .backend import Backend
 from .errors import ApiError
+from .fast_reads import FastReads
 from .middleware import CatchAll, FaultInjection, NormalizePath, TokenAuth, hide_injected_drops
 from .routers import data, executions, pipelines, project_variables, projects, users
-from .routers.common import API_PREFIX
+from .routers.common import API_PREFIX, error_response
 from .settings import Settings
 
 log = logging.getLogger("local_valohai")
@@ -48,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body, status_code=exc.status)
+        return error_response(exc)
 
     if settings.fault_rate > 0:
         log.warning(
@@ -66,6 +67,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(NormalizePath)
     app.add_middleware(CatchAll)
     return app
+
+
+def serving_app(settings: Settings) -> FastReads:
+    """What the server runs: the polled GETs answered in front of the app (local_valohai/fast_reads.py)."""
+    return FastReads(create_app(settings))
 
 
 def route_table(app: FastAPI) -> list[tuple[str, str]]:

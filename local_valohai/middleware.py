@@ -20,7 +20,7 @@ SIGNED_DOWNLOAD = re.compile(r"^/api/v0/data/[^/]+/signed-download/$")
 MULTI_SLASH = re.compile(r"/{2,}")
 
 
-async def _send_json(send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -33,17 +33,23 @@ async def _send_json(send, status: int, body: dict[str, Any], headers: list[tupl
     await send({"type": "http.response.body", "body": payload})
 
 
+def normalized_path(path: str) -> str:
+    """`//` collapsed (the CLI's pipeline stop URL) and the trailing slash valohai-utils omits added."""
+    path = MULTI_SLASH.sub("/", path)
+    if not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:  # not for openapi.json
+        path += "/"
+    return path
+
+
 class NormalizePath:
-    """Collapse `//` (the CLI's pipeline stop URL) and add the trailing slash valohai-utils omits."""
+    """`normalized_path` on every HTTP request's path."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
-            path = MULTI_SLASH.sub("/", scope["path"])
-            if not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:  # not for openapi.json
-                path += "/"
+            path = normalized_path(scope["path"])
             if path != scope["path"]:
                 scope = dict(scope, path=path, raw_path=path.encode())
         await self.app(scope, receive, send)
@@ -57,22 +63,17 @@ class TokenAuth:
         self.expected = f"Token {token}".encode()
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or SIGNED_DOWNLOAD.match(scope["path"]):
+        if scope["type"] != "http" or SIGNED_DOWNLOAD.match(scope["path"]) or await self.authorized(scope, send):
             await self.app(scope, receive, send)
-            return
+
+    async def authorized(self, scope, send) -> bool:
+        """True when the request carries the token; else answers the 401 itself and returns False."""
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        if header is None:
-            await _send_json(
-                send,
-                401,
-                {"detail": "Authentication credentials were not provided."},
-                [(b"www-authenticate", b"Token")],
-            )
-            return
-        if not hmac.compare_digest(header, self.expected):
-            await _send_json(send, 401, {"detail": "Invalid token."}, [(b"www-authenticate", b"Token")])
-            return
-        await self.app(scope, receive, send)
+        if header is not None and hmac.compare_digest(header, self.expected):
+            return True
+        detail = "Invalid token." if header is not None else "Authentication credentials were not provided."
+        await send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Token")])
+        return False
 
 
 class CatchAll:
@@ -107,7 +108,7 @@ class CatchAll:
             if started:
                 raise
             body = {"detail": f"Internal server error (request id {request_id}); the server log has the details."}
-            await _send_json(send, 500, body, [(b"x-request-id", request_id.encode())])
+            await send_json(send, 500, body, [(b"x-request-id", request_id.encode())])
 
 
 class DroppedConnection(Exception):
@@ -158,7 +159,7 @@ class FaultInjection:
             raise DroppedConnection("injected fault: dropped connection")
         status = int(kind)
         headers = [(b"retry-after", b"1")] if status == 429 else []
-        await _send_json(send, status, {"detail": f"Injected fault ({status}) from LOCAL_VALOHAI_FAULT_RATE."}, headers)
+        await send_json(send, status, {"detail": f"Injected fault ({status}) from LOCAL_VALOHAI_FAULT_RATE."}, headers)
 
 
 class _HideInjectedDrops:

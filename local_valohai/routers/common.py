@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import db
@@ -36,6 +37,11 @@ def backend(request: Request) -> Backend:
 def base_url(request: Request) -> str:
     """Scheme + host:port the client used, so server-supplied URLs carry its token."""
     return str(request.base_url).rstrip("/")
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """An `ApiError` as the app answers it, from a route or from local_valohai/fast_reads.py."""
+    return JSONResponse(exc.body, status_code=exc.status)
 
 
 async def read_body(request: Request, limit: int, what: str, setting: str) -> bytes:
@@ -181,8 +187,12 @@ def project_or_400(request: Request, project_id: Any, field: str = "project") ->
 
 
 def by_ident(request: Request, table: db.listing.Counted, ident: str, what: str) -> Row:
-    """Look up by uuid or by `{project}:{counter|latest}` (the CLI's counter addressing)."""
-    store = backend(request).store
+    """`lookup` in the request's backend."""
+    return lookup(backend(request).store, table, ident, what)
+
+
+def lookup(store: db.Store, table: db.listing.Counted, ident: str, what: str) -> Row:
+    """Look up by uuid or by `{project}:{counter|latest}` (the CLI's counter addressing); 404 if absent."""
     if ":" not in ident:
         return found(db.listing.by_id(store, table, ident), what)
     project_id, raw = ident.rsplit(":", 1)

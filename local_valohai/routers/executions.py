@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from providers.api.statuses import INCOMPLETE
 
 from .. import db
-from ..db import Row, loads
+from ..backend import Backend
+from ..db import Row, Store, loads
 from ..errors import bad_request
 from ..serializers import datum_dict, execution_dict
 from ..services.executions import ExecutionSpec, create_execution
@@ -25,6 +26,7 @@ from .common import (
     by_ident,
     int_param,
     list_param,
+    lookup,
     ordering,
     paginate,
     project_or_400,
@@ -52,14 +54,21 @@ ORDERING = ("counter", "ctime", "mtime", "status", "id")
 
 
 def _exclude(request: Request) -> frozenset[str]:
-    """Field names, spaces trimmed: valohai_cli/utils/ssh.py sends `exclude=metadata, events`."""
-    return frozenset(filter(None, (name.strip() for name in list_param(request, "exclude"))))
+    return excluded(request.query_params.get("exclude"))
+
+
+def excluded(raw: str | None) -> frozenset[str]:
+    """`?exclude=` as field names, spaces trimmed: valohai_cli/utils/ssh.py sends `exclude=metadata, events`."""
+    return frozenset(filter(None, (name.strip() for name in (raw or "").split(","))))
 
 
 def _serialized(request: Request, row: Row, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-    store = backend(request).store
+    return serialized(backend(request).store, base_url(request), row, exclude)
+
+
+def serialized(store: Store, base: str, row: Row, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
     related = db.related.for_executions(store, [row], outputs="outputs" not in exclude)
-    return execution_dict(row, base_url(request), related, exclude=exclude)
+    return execution_dict(row, base, related, exclude=exclude)
 
 
 def _spec(data: dict[str, Any], project_id: str) -> ExecutionSpec:
@@ -116,11 +125,15 @@ def list_executions(request: Request) -> JSONResponse:
 
 @router.get("/executions/{ident}/")
 async def get_execution(ident: str, request: Request) -> Response:
+    """`read_execution`; local_valohai/fast_reads.py answers it before FastAPI's routing."""
+    return await read_execution(backend(request), ident, base_url(request), _exclude(request))
+
+
+async def read_execution(b: Backend, ident: str, base: str, exclude: frozenset[str]) -> Response:
     """On the event loop unless the execution has many outputs (`small_read`): clients poll this."""
-    row = by_ident(request, "executions", ident, "Execution")
-    exclude = _exclude(request)
-    outputs = 0 if "outputs" in exclude else db.datums.count_outputs(backend(request).store, row["id"])
-    return await small_read(outputs, lambda: JSONResponse(_serialized(request, row, exclude)))
+    row = lookup(b.store, "executions", ident, "Execution")
+    outputs = 0 if "outputs" in exclude else db.datums.count_outputs(b.store, row["id"])
+    return await small_read(outputs, lambda: JSONResponse(serialized(b.store, base, row, exclude)))
 
 
 @router.post("/executions/{ident}/stop/")

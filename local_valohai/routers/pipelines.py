@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from .. import db
-from ..db import Row, now_iso
+from ..backend import Backend
+from ..db import Row, Store, now_iso
 from ..errors import ApiError, bad_request
 from ..serializers import pipeline_dict
 from ..services.pipeline_payload import create_pipeline
@@ -22,6 +23,7 @@ from .common import (
     base_url,
     bool_param,
     by_ident,
+    lookup,
     ordering,
     paginate,
     project_or_400,
@@ -36,8 +38,11 @@ ORDERING = ("counter", "ctime", "mtime", "title", "status")
 
 
 def _serialized(request: Request, rows: list[Row]) -> list[dict[str, Any]]:
-    related = db.related.for_pipelines(backend(request).store, rows)
-    base = base_url(request)
+    return serialized(backend(request).store, base_url(request), rows)
+
+
+def serialized(store: Store, base: str, rows: list[Row]) -> list[dict[str, Any]]:
+    related = db.related.for_pipelines(store, rows)
     return [pipeline_dict(row, base, related) for row in rows]
 
 
@@ -71,19 +76,24 @@ def list_pipelines(request: Request) -> JSONResponse:
 
 @router.get("/pipelines/{ident}/")
 async def get_pipeline(ident: str, request: Request) -> Response:
-    """On the event loop unless the pipeline has many nodes (`small_read`): clients poll this.
+    """`read_pipeline`; local_valohai/fast_reads.py answers it before FastAPI's routing."""
+    return await read_pipeline(backend(request), ident, base_url(request))
+
+
+async def read_pipeline(b: Backend, ident: str, base: str) -> Response:
+    """One pipeline's body, on the event loop unless it has many nodes (`small_read`): clients poll this.
 
     A finished pipeline's body is kept in the backend's `ReadCache` until the next write.
     """
-    cache = backend(request).read_cache
-    key = ("pipeline", ident, base_url(request))
+    cache = b.read_cache
+    key = ("pipeline", ident, base)
     body = cache.get(key)
     if body is not None:
         return Response(body, media_type="application/json")
     generation = cache.generation()
-    row = by_ident(request, "pipelines", ident, "Pipeline")
-    nodes = db.nodes.count_of(backend(request).store, row["id"])
-    data = await small_read(nodes, lambda: _serialized(request, [row])[0])
+    row = lookup(b.store, "pipelines", ident, "Pipeline")
+    nodes = db.nodes.count_of(b.store, row["id"])
+    data = await small_read(nodes, lambda: serialized(b.store, base, [row])[0])
     response = JSONResponse(data)
     if row["status"] in PIPELINE_TERMINAL and nodes <= INLINE_ROWS and not _clock_driven(data):
         cache.put(key, generation, bytes(response.body))

@@ -38,6 +38,24 @@ def test_time_limit_is_enforced(api, project):
     assert "time limit" in done["status_detail"]
 
 
+def test_output_lines_metadata_and_a_background_process_left_behind(api, project):
+    """CRLF and UTF-8 lines, a JSON line (metadata), a last stderr line without newline; a background
+    process of the step's group holds the pipes open after the step exits and is killed with its group."""
+    command = (
+        r"""printf 'one\r\n\173"loss": 0.5\175\n\303\251t\303\251\n'; printf 'last words' >&2; sleep 30 & exit 0"""
+    )
+    began = time.monotonic()
+    run = api.run(project["id"], project["commit"], "noop", command=command)
+    done = api.wait(run["url"], timeout=20)
+    assert done["status"] == "complete", done["status_detail"]
+    assert time.monotonic() - began < 10  # not the background sleep's 30 s
+    events = api.ok(api.get(run["url"] + "events/", params={"limit": 0}))["events"]
+    lines = [(e["stream"], e["message"]) for e in events if e["stream"] != "status"]
+    assert lines == [("stdout", "one"), ("stdout", '{"loss": 0.5}'), ("stdout", "été"), ("stderr", "last words")]
+    metadata = api.ok(api.get(run["url"] + "metadata/"))
+    assert metadata["cumulative"] == {"loss": 0.5}
+
+
 def test_parameter_values_cannot_inject_shell(api, project):
     marker = f"/tmp/pwned-{uuid.uuid4().hex}"
     run = api.run(project["id"], project["commit"], "echo", parameters={"msg": f"x; touch {marker}"})
