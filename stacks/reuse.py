@@ -1,13 +1,6 @@
 """The program's side of reuse: find this stack's completed nodes, plan mimics per pipeline, say so.
 
-Where sources come from. The program lists the project's pipelines once per run (`current`, shared with
-the estimates: stacks/program.py); this stack's pipelines are the listed ones that carry `stack:<stack>`
-(every pipeline a stack makes does: `providers.sweep.identity.stack_tag`), as they are now, so one deleted,
-stopped or failed since is judged by what it is now; one listed without its nodes is read by id. No state
-is read then: the engine's invoke below marshals every resource's outputs (~5 MB at 1,000 cells, ~1.5 s
-of a no-change preview), and the listing already holds every pipeline the state could name.
-
-Without a shared listing, in order:
+Where sources come from, in order:
 
 1. The stack's own state. Before any pipeline is declared, the program reads the stored outputs of this
    stack's resources with the engine's builtin invoke `pulumi:pulumi:readStackResourceOutputs` (the one
@@ -160,36 +153,32 @@ class ReusePlanner:
         state: Callable[[], Mapping[str, Any]] = read_state_resources,
         current: Callable[[], list[dict]] | None = None,
     ) -> ReusePlanner:
-        """This stack's sources, read now.
+        """The state's sources, read now; the tag lookup kept for when a node's key is not among them.
 
         `current`, when given, lists the project's pipelines (the program shares one listing with the
-        estimates, `stacks/program.py`): the stack's pipelines are the listed ones with its tag, and nothing
-        else is read (the module docstring says why). Without it, the state's pipelines are read, and the tag
-        lookup is kept for when a node's key is not among them."""
+        estimates, `stacks/program.py`): the state's pipelines and the tag lookup are then read from it, with
+        no request of their own."""
         if not enabled:
             return cls(enabled=False)
         try:
             project_id = api.resolve_project(project)["id"]
-            if current is not None:
-                listed, tag = current(), stack_tag(stack)
-                read = read_listed(api, [p["id"] for p in listed if tag in (p.get("tags") or [])], listed)
-            else:
-                read = read_live(api, state_pipeline_ids(state()))
+            ids = state_pipeline_ids(state())
+            read = read_listed(api, ids, current()) if current is not None and ids else read_live(api, ids)
         except ValohaiError as exc:
             raise pulumi.RunError(f"cannot read this stack's pipelines to find reusable work: {exc}") from None
         pipelines = [p for p in read if project_of(p) == project_id]  # valohai:project may have changed since
 
         def list_by_tag() -> list[dict]:
+            tag = stack_tag(stack)
             try:
-                return api.list_pipelines(project_id, tag=stack_tag(stack))
+                if current is not None:
+                    return [p for p in current() if tag in (p.get("tags") or [])]
+                return api.list_pipelines(project_id, tag=tag)
             except ValohaiError as exc:
                 raise pulumi.RunError(f"cannot list this stack's pipelines to find reusable work: {exc}") from None
 
         return cls(
-            enabled=True,
-            sources=completed_sources(pipelines),
-            live_tags=live_tags(pipelines),
-            list_by_tag=None if current is not None else list_by_tag,  # the listing held them all
+            enabled=True, sources=completed_sources(pipelines), live_tags=live_tags(pipelines), list_by_tag=list_by_tag
         )
 
     def _fall_back_to_tags(self) -> None:
