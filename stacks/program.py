@@ -42,7 +42,7 @@ from providers.sweep.reuse import tag_nodes, with_mimics
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import estimates, preflight
 from stacks.reuse import ReusePlanner
-from stacks.sdk_diagnostics import quiet_sdk
+from stacks.sdk_overhead import quiet_sdk, wait_for_root
 
 SWEEP_KEYS = (
     "harbors",
@@ -462,6 +462,7 @@ def build_stack(root: Path) -> None:
     """Declare the whole stack for the project at `root` (the folder holding valohai.yaml and steps/)."""
     quiet_sdk()
     ctx = declare_shared(root)
+    wait_for_root()  # before the cells: stacks/sdk_overhead.py says why
     declare = declare_parallel if ctx.sweep.mode == "parallel" else declare_single
     results, prediction = declare(ctx)
     export_results(ctx, results, prediction)

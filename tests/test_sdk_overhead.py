@@ -1,4 +1,4 @@
-"""The program's SDK diagnostics switch (stacks/sdk_diagnostics.py): debug messages and stack traces off by
+"""The program's SDK diagnostics switch (stacks.sdk_overhead.py): debug messages and stack traces off by
 default, kept with VPAC_PULUMI_SDK_DIAGNOSTICS=1; other messages still reach the engine."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pulumi
 import pytest
 from pulumi.runtime import resource, settings
 
-from stacks.sdk_diagnostics import quiet_sdk
+from stacks.sdk_overhead import quiet_sdk
 from toolchain.environment import SDK_DIAGNOSTICS_ENV
 
 
