@@ -3,11 +3,14 @@ default, kept with VPAC_PULUMI_SDK_DIAGNOSTICS=1; other messages still reach the
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
 import pulumi
 import pytest
 from pulumi.runtime import resource, settings
 
-from stacks.sdk_overhead import quiet_sdk
+from stacks.sdk_overhead import quiet_sdk, wait_for_root
 from toolchain.environment import SDK_DIAGNOSTICS_ENV
 
 
@@ -44,3 +47,20 @@ def test_the_switch_keeps_them(engine):
     pulumi.log.debug("registering resource: ty=x")
     assert engine.messages == ["registering resource: ty=x"]
     assert resource._get_stack_trace.__module__ == "pulumi.runtime.resource"
+
+
+def test_wait_for_root_blocks_until_the_root_is_registered(monkeypatch):
+    loop = asyncio.new_event_loop()
+    try:
+        registered = loop.create_future()
+        loop.call_later(0.05, registered.set_result, "the root's urn data")
+        monkeypatch.setattr(
+            settings, "get_root_resource", lambda: SimpleNamespace(urn=SimpleNamespace(_data=registered))
+        )
+        monkeypatch.setattr(asyncio, "get_event_loop", lambda: loop)
+        wait_for_root()
+        assert registered.done()
+        monkeypatch.setattr(settings, "get_root_resource", lambda: None)
+        wait_for_root()  # outside a program run: nothing to wait for
+    finally:
+        loop.close()
