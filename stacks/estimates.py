@@ -40,17 +40,15 @@ def check(
     sweep: Sweep,
     cells_identity: dict,
     sweep_identity: dict,
+    cell_keys: dict[str, str],
     listed: Callable[[], list[dict]] | None = None,
-    cell_keys: dict[str, str] | None = None,
 ) -> dict[str, Estimate]:
     """Print the estimates; raise `pulumi.RunError` over budget (call it before any resource is declared).
 
-    `cells_identity` and `sweep_identity` are `stacks.program.StackKeys.cells` and `.sweep`; `listed`, when
-    given, lists the project's current pipelines (shared with reuse); `cell_keys`, when given, are the
-    cells' resource keys the program already computed (cell name -> key). The deleted pipelines are listed only
+    `cells_identity` and `sweep_identity` are `stacks.program.StackKeys.cells` and `.sweep`, `cell_keys` the
+    cells' resource keys (`StackContext.cell_keys`); `listed`, when given, lists the project's current
+    pipelines (shared with reuse). The deleted pipelines are listed only
     when some cell will run: a run that creates nothing has nothing to estimate."""
-    if cell_keys is None:
-        cell_keys = {c.name: resource_key("cell", stack, cells_identity[c.name]) for c in sweep.cells}
     sweep_key = resource_key("sweep", stack, sweep_identity)
     try:
         project_id = api.resolve_project(project)["id"]

@@ -215,7 +215,10 @@ class StepSecrets:
 
     def added_to(self, payload: pulumi.Output) -> pulumi.Output:
         """The payload with its steps' secret variables in (`add_secrets`), then a Pulumi secret, so it is
-        encrypted in state and shown as [secret]; a payload whose steps have none is left as it is."""
+        encrypted in state and shown as [secret]; a payload whose steps have none is left as it is (with no
+        `apply` at all when no step has any: each is an Output and a task in the SDK, per cell)."""
+        if not self.values:
+            return payload
 
         def add(value: Any) -> Any:
             if not isinstance(value, dict) or not payload_steps(value) & set(self.values):

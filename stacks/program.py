@@ -226,7 +226,7 @@ def declare_shared(root: Path) -> StackContext:
     keys = compute_keys(root, yaml_config, sweep)
     cell_keys = {c.name: resource_key("cell", stack, keys.cells[c.name]) for c in sweep.cells}
     # may refuse: before any resource
-    estimates.check(api, project, stack, sweep, keys.cells, keys.sweep, listed, cell_keys=cell_keys)
+    estimates.check(api, project, stack, sweep, keys.cells, keys.sweep, cell_keys, listed)
     code = CodePackage("code", host=host, project=project, root=str(root), commit=commit)
     # One deadline for every wait of this `pulumi up` (providers/resources/run_control.py).
     run_control = {
@@ -294,8 +294,7 @@ def reuse_step(ctx: StackContext, key: str, identity: dict, cell_of: dict[str, s
 
 def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
     """One cell's pipeline payload, reuse planned (`reuse_step`), once the project and the harbor's data are
-    known. One `apply` when no step has secrets: each is an Output and a task in the SDK, and a sweep has
-    1,000 cells."""
+    known."""
     dataset = ctx.datasets[cell.harbor]
     identity = ctx.keys.cells[cell.name]
     finish = reuse_step(ctx, ctx.cell_keys[cell.name], identity, {name: cell.name for name in identity})
@@ -312,8 +311,6 @@ def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:
         )
 
     inputs = pulumi.Output.all(ctx.code.project_id, dataset.images, dataset.labels)
-    if not ctx.secrets.values:
-        return inputs.apply(lambda args: finish(build(args)))
     return ctx.secrets.added_to(inputs.apply(build)).apply(finish)
 
 

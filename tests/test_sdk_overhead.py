@@ -1,4 +1,4 @@
-"""The program's SDK diagnostics switch (stacks.sdk_overhead.py): debug messages and stack traces off by
+"""The program's SDK diagnostics switch (stacks/sdk_overhead.py): debug messages and stack traces off by
 default, kept with VPAC_PULUMI_SDK_DIAGNOSTICS=1; other messages still reach the engine."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "PULUMI_CONFIG_PASSPHRASE_FILE"
 # Set to 1 to keep the pulumi CLI's automatic log (see `automatic_log_off`).
 AUTOMATIC_LOG_ENV = "VPAC_PULUMI_AUTOMATIC_LOG"
-# Set to 1 to keep the Python SDK's per-resource debug messages and stack traces (stacks.sdk_overhead.py).
+# Set to 1 to keep the Python SDK's per-resource debug messages and stack traces (stacks/sdk_overhead.py).
 SDK_DIAGNOSTICS_ENV = "VPAC_PULUMI_SDK_DIAGNOSTICS"
 
 

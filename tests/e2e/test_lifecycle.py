@@ -86,7 +86,7 @@ def test_sweep_lifecycle(make_stack, backend):
     )
     for text in [exported, state_files, json.dumps(stack.outputs()), *printed]:
         assert backend.token not in text
-    # the program declares its resources without the SDK's stack traces (stacks.sdk_overhead.py)
+    # the program declares its resources without the SDK's stack traces (stacks/sdk_overhead.py)
     ours = [r for r in json.loads(exported)["deployment"]["resources"] if "dynamic/valohai" in r["type"]]
     assert ours and not any(r.get("stackTrace") for r in ours)
 

@@ -134,8 +134,15 @@ def test_a_run_that_creates_nothing_lists_no_deleted_pipelines():
 
     api = Api()
     unchanged = check(
-        api, "proj", "s", sweep, identity, {}, lambda: [{"status": "complete", "tags": [content_tag(key)]}]
+        api,
+        "proj",
+        "s",
+        sweep,
+        identity,
+        {},
+        {"hA/epochs-2": key},
+        lambda: [{"status": "complete", "tags": [content_tag(key)]}],
     )
     assert unchanged == {} and api.calls == []
-    to_run = check(api, "proj", "s", sweep, identity, {}, lambda: [])
+    to_run = check(api, "proj", "s", sweep, identity, {}, {"hA/epochs-2": key}, lambda: [])
     assert list(to_run) == ["hA/epochs-2"] and api.calls == [{"deleted": "true"}]
