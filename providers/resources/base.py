@@ -19,6 +19,13 @@ from providers.sweep.identity import canonical_json
 # Inside the SDK's provider server: make Ctrl-C and a killed CLI end our waits (no-op elsewhere).
 cancellation.install()
 
+# (old key, new key) -> the plan's reasons for that change, noted by `check` from the resource's stored *inputs*:
+# the engine hands Check the old inputs as `olds` and Diff the old outputs (pulumi/pulumi
+# pkg/resource/deploy/step_generator.go), and both calls of one resource reach the same provider process. So a
+# provider's outputs need not carry the identity again just for the reasons (a pipeline's did: ~0.6 KB per cell
+# of state, rewritten at every checkpoint of an `up`).
+_KEY_CHANGE_REASONS: dict[tuple[str, str], list[str]] = {}
+
 
 def progress(message: str) -> None:
     """Provider output reaches the CLI as info lines (stderr would show as errors)."""
@@ -58,6 +65,7 @@ class ValohaiProvider(ResourceProvider):
     # --- check -------------------------------------------------------------------------------------
 
     def check(self, _olds: dict, news: dict) -> CheckResult:
+        self.note_key_change(_olds, news)
         problems: list[tuple[str, str]] = []
         host = news.get("host")
         if not host or not isinstance(host, str):
@@ -73,6 +81,32 @@ class ValohaiProvider(ResourceProvider):
 
     def check_inputs(self, news: Mapping[str, Any]) -> list[tuple[str, str]]:
         return []
+
+    def note_key_change(self, old_inputs: Mapping[str, Any], news: Mapping[str, Any]) -> None:
+        """When the content key changes, the reasons in words from the old and new inputs' identities, for `diff`."""
+        old_key, new_key = old_inputs.get("key"), news.get("key")
+        if "key" not in self.replace_keys or not isinstance(old_key, str) or not isinstance(new_key, str):
+            return
+        if is_unknown(new_key) or old_key == new_key:
+            return
+        from providers.resources.packed import unpack
+        from providers.sweep.explain import reasons
+
+        _KEY_CHANGE_REASONS[(old_key, new_key)] = reasons(
+            unpack(old_inputs.get("identity")), unpack(news.get("identity"))
+        )
+
+    def key_change_reasons(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """What `check` noted for this change; else the stored outputs' identity (state of older versions)."""
+        from providers.resources.packed import unpack
+        from providers.sweep.explain import reasons
+
+        noted = _KEY_CHANGE_REASONS.get((olds.get("key"), news.get("key")))  # type: ignore[arg-type]
+        if noted is not None:
+            return noted
+        if olds.get("identity") is None:
+            return [f"content key {str(olds.get('key'))[:12]} -> {str(news.get('key'))[:12]}"]
+        return reasons(unpack(olds.get("identity")), unpack(news.get("identity")))
 
     # --- diff --------------------------------------------------------------------------------------
 
@@ -99,8 +133,7 @@ class ValohaiProvider(ResourceProvider):
         the replacement's mimic nodes may point at the nodes it finished. A finished old object is
         replaced in the default order (create, then delete), so it stays alive while the new one reuses it.
         """
-        from providers.resources.packed import unpack
-        from providers.sweep.explain import reason_line, reasons
+        from providers.sweep.explain import reason_line
 
         replaces = [
             k for k in self.replace_keys if changed(self.normalized(k, olds.get(k)), self.normalized(k, news.get(k)))
@@ -109,7 +142,7 @@ class ValohaiProvider(ResourceProvider):
         why: list[str] = []
         op = self.replace_word
         if "key" in replaces:
-            why += reasons(unpack(olds.get("identity")), unpack(news.get("identity")))
+            why += self.key_change_reasons(olds, news)
         why += [f"{k} {olds.get(k)} -> {news.get(k)}" for k in replaces if k != "key"]
         status_reason = self.remote_problem(olds)
         if status_reason:

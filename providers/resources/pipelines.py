@@ -94,8 +94,9 @@ class PipelineProvider(ValohaiProvider):
     stop_before_replace = True
     INPUTS = ("host", "payload", "stack", "label", "key", "identity")
     # What the outputs keep of the inputs: not the payload (only sent to the API; the project id is kept
-    # instead, for `read`), so each pipeline's state carries it once, as an input.
-    KEPT_INPUTS = ("host", "stack", "label", "key", "identity")
+    # instead, for `read`) nor the identity (the plan's reasons come from the inputs: `note_key_change` in
+    # providers/resources/base.py), so each pipeline's state carries them once, as inputs.
+    KEPT_INPUTS = ("host", "stack", "label", "key")
 
     def check_inputs(self, news):
         payload = unpack(news.get("payload"))

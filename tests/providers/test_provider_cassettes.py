@@ -166,6 +166,7 @@ def test_training_pipeline_create_adopts_reads_and_deletes(vh_host, vcr_project,
     capsys.readouterr()
     other = identity_of(epochs=3)
     changed = {**props, "key": resource_key("cell", STACK, other), "identity": other}
+    assert provider.check(props, changed).failures == []  # as the engine does: Check (old inputs), then Diff
     assert provider.diff(first.id, read.outs, changed).replaces == ["key"]
     assert "harbor_A/epochs-2: replace: epochs 2 -> 3" in capsys.readouterr().out
 

@@ -70,6 +70,39 @@ def test_payloads_and_identities_travel_as_one_string_each_and_come_back_whole()
         unpack("{not json")
 
 
+def test_packed_values_are_compressed_and_the_previous_plain_json_still_reads():
+    """State bytes are what a 1,000-cell `up` pays for at every checkpoint: a packed identity or payload is
+    zlib + base64 (no JSON escapes), well under its canonical JSON; the plain canonical JSON the previous version
+    stored still unpacks; damaged or bomb-sized packed values fail with the fix, not a crash or a full memory."""
+    import base64
+    import zlib
+
+    from providers.resources.packed import MAX_UNPACKED_BYTES, PACKED_PREFIX, pack, unpack
+    from providers.sweep.identity import canonical_json
+
+    identity = {
+        node: {
+            "files": {f"steps/{node}.py": "0de27647dfeacd6f10b04c6baa8636b19f8f4db1af9b067a67ff476552a2ad9d"},
+            "parameters": {"dataset_name": "harbor_E", "epochs": 5, "learning_rate": 0.002},
+            "step": {"name": node, "sha256": "74ae3d65e14998cb59b4aae5fcee42ba386eff0fcb67f4e0e15684d7f1289085"},
+            "upstream": {"dataset": "7827220d8744780a76940a4e68fb447207c4ab684a210294b6207f2811fc81f3"},
+        }
+        for node in ("preprocess", "train")
+    }
+    packed = pack(identity)
+    assert packed.startswith(PACKED_PREFIX) and '"' not in packed and "\\" not in packed
+    assert len(packed) < 0.8 * len(canonical_json(identity))
+    assert unpack(packed) == identity
+    assert unpack(canonical_json(identity)) == identity  # state of the previous version
+    with pytest.raises(ValueError, match="edited by hand"):
+        unpack(PACKED_PREFIX + "not base64!")
+    with pytest.raises(ValueError, match="edited by hand"):
+        unpack(PACKED_PREFIX + base64.b64encode(b"not zlib").decode())
+    bomb = zlib.compress(b"[" + b" " * (MAX_UNPACKED_BYTES + 1) + b"]")
+    with pytest.raises(ValueError, match="unpacks to more than"):
+        unpack(PACKED_PREFIX + base64.b64encode(bomb).decode())
+
+
 def test_the_plan_reasons_read_packed_and_unpacked_identities_alike(capsys):
     from providers.resources.packed import pack
 
@@ -80,3 +113,26 @@ def test_the_plan_reasons_read_packed_and_unpacked_identities_alike(capsys):
     result = PipelineProvider().diff("id", olds, news)
     assert result.replaces == ["key"]
     assert "epochs 2 -> 3" in capsys.readouterr().out  # the reason line, from an object and a string
+
+
+def test_the_plan_reasons_come_from_the_inputs_check_sees_when_outputs_keep_no_identity(capsys, monkeypatch):
+    """A pipeline's outputs no longer repeat its identity: `check` gets the stored inputs (with the identity) and
+    notes the reasons for a changed key, which `diff` (given the outputs) prints."""
+    from providers.resources import base
+    from providers.resources.packed import pack
+
+    monkeypatch.setattr(base, "verify_access", lambda host: None)
+    old = {"train": {"step": {"name": "train", "sha256": "a"}, "parameters": {"epochs": 2}}}
+    new = {"train": {"step": {"name": "train", "sha256": "a"}, "parameters": {"epochs": 5}}}
+    old_inputs = {"host": "http://h", "key": "k-old", "label": "harbor_A/epochs-2", "identity": pack(old)}
+    old_outputs = {"host": "http://h", "key": "k-old", "label": "harbor_A/epochs-2", "status": "complete"}
+    news = {"host": "http://h", "key": "k-new", "label": "harbor_A/epochs-2", "identity": pack(new)}
+    provider = PipelineProvider()
+    assert "identity" not in provider.KEPT_INPUTS
+    assert not provider.check(old_inputs, news).failures
+    result = provider.diff("id", old_outputs, news)
+    assert result.replaces == ["key"]
+    assert "harbor_A/epochs-2: replace: epochs 2 -> 5" in capsys.readouterr().out
+    # a diff with no check before it in this process still names the change, never a wrong reason
+    provider.diff("id", {**old_outputs, "key": "k-other"}, news)
+    assert "content key k-other -> k-new" in capsys.readouterr().out
