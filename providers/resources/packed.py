@@ -35,7 +35,6 @@ import pulumi
 from providers.resources.base import is_unknown
 from providers.sweep.identity import canonical_json
 
-
 PACKED_PREFIX = "zlib64:"  # marks a compressed value; never the start of JSON, so both formats read apart
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # a state edited into a decompression bomb fails instead of filling memory
 
