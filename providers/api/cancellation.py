@@ -10,7 +10,8 @@ creates are waiting on remote work.
 
 Killed CLI: the engine passes its gRPC address as the provider's last command-line argument; a thread
 checks it (and the parent process) every second, the way toolchain/language_host.py watches the
-engine, and sets `CANCELLED` when the CLI is gone, so an orphaned provider does not wait for hours.
+engine, and sets `CANCELLED` when the CLI is gone, so an orphaned provider does not wait for hours; once
+the engine has stayed gone 30 s more, the process ends (`watch_engine` says why).
 
 Every wait (`providers.api.waiting.wait_for`) sleeps on `CANCELLED` and raises `WaitCancelled` once it
 is set; the resource decides what happens to the unfinished work (`on_cancel`).
@@ -22,6 +23,8 @@ import os
 import socket
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 CANCELLED = threading.Event()
@@ -71,18 +74,35 @@ def engine_alive(address: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def watch_engine(address: str | None, parent: int, interval: float = 1.0, misses: int = 2) -> None:
-    """Set `CANCELLED` when the parent process changed (the CLI died) or the engine stopped answering."""
+def watch_engine(
+    address: str | None,
+    parent: int,
+    interval: float = 1.0,
+    misses: int = 2,
+    exit_after: float = 30.0,
+    end_process: Callable[[int], Any] = os._exit,
+) -> None:
+    """Set `CANCELLED` when the parent process changed (the CLI died) or the engine stopped answering; end the
+    process once the engine has been gone `exit_after` seconds more. Why end it: the server itself never stops
+    (the SDK's `main` waits on it), and the CLI starts the provider through a shell wrapper that outlives a
+    killed CLI, so an orphaned provider would otherwise idle on forever; by then its waits have been told to
+    stop and no engine is left to answer. A loopback connect to a live engine succeeds even when the machine
+    is loaded (the kernel completes it), so `exit_after` of consecutive refusals means the engine is gone."""
     missed = 0
-    while not CANCELLED.wait(interval):
+    while True:
+        time.sleep(interval)
         if os.getppid() != parent:
             request_cancel("the pulumi CLI is gone (killed?)")
-            return
-        if address:
-            missed = 0 if engine_alive(address) else missed + 1
-            if missed >= misses:
-                request_cancel("the pulumi engine stopped answering (CLI killed?)")
+        if not address:
+            if CANCELLED.is_set():
                 return
+            continue
+        missed = 0 if engine_alive(address) else missed + 1
+        if missed >= misses:
+            request_cancel("the pulumi engine stopped answering (CLI killed?)")
+        if missed * interval >= exit_after + misses * interval:
+            end_process(0)
+            return
 
 
 def _grow_pool(minimum: int = 32) -> None:

@@ -222,6 +222,36 @@ def test_an_orphaned_provider_stops_waiting(engine):
         server.wait()
 
 
+@pytest.mark.block_network(allowed_hosts=["127.0.0.1"])  # the watch connects to the stand-in engine
+def test_an_orphaned_provider_ends_once_the_engine_stays_gone(engine):
+    """A live engine keeps the provider up; once it has gone, the waits are cancelled at once and the process
+    ends after `exit_after` more (the SDK's server never stops by itself, and a shell wrapper outlives the CLI)."""
+
+    def answer() -> None:  # a live engine accepts every connection (a bare listener's backlog would fill)
+        while True:
+            try:
+                engine.accept()[0].close()
+            except OSError:
+                return
+
+    threading.Thread(target=answer, daemon=True).start()
+    ended: list[int] = []
+    watcher = threading.Thread(
+        target=cancellation.watch_engine,
+        args=(f"127.0.0.1:{engine.getsockname()[1]}", os.getppid()),
+        kwargs={"interval": 0.02, "misses": 2, "exit_after": 0.3, "end_process": ended.append},
+        daemon=True,
+    )
+    watcher.start()
+    time.sleep(1.0)  # ~50 checks, each longer than `exit_after` if refused
+    assert not ended and not cancellation.CANCELLED.is_set() and watcher.is_alive()  # the engine answers
+    engine.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+    engine.close()
+    watcher.join(10)
+    assert ended == [0] and not watcher.is_alive()
+    assert "engine stopped answering" in cancellation.reason()
+
+
 # --- partial success ----------------------------------------------------------------------------------
 
 
