@@ -290,11 +290,7 @@ def reuse_step(ctx: StackContext, key: str, identity: dict, cell_of: dict[str, s
         skip.add(payloads.PREDICT_NODE)  # fed by the forced cells' new models: it runs too
     plan = ctx.reuse.plan(key, identity, cell_of, node_of, skip)
 
-    def finish(payload: dict) -> dict:
-        tagged = tag_nodes(payload, identity)  # a copy
-        return with_mimics(tagged, plan, cell_of) if plan else tagged
-
-    return finish
+    return lambda payload: with_mimics(tag_nodes(payload, identity), plan, cell_of)
 
 
 def cell_payload(ctx: StackContext, cell: Cell) -> pulumi.Output:

@@ -100,7 +100,7 @@ def watch_engine(
         missed = 0 if engine_alive(address) else missed + 1
         if missed >= misses:
             request_cancel("the pulumi engine stopped answering (CLI killed?)")
-        if missed * interval >= exit_after + misses * interval:
+        if missed >= misses + exit_after / interval:
             end_process(0)
             return
 

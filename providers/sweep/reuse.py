@@ -114,7 +114,10 @@ def with_mimics(
     payload: Mapping[str, Any], reuse: Mapping[str, Source], cell_of: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The payload with each reused node replaced by a mimic of its source (edges untouched), and its predict
-    node (single mode), when it runs, told which cells were reused (`cell_of`: node name -> cell)."""
+    node (single mode), when it runs, told which cells were reused (`cell_of`: node name -> cell). Nothing
+    reused: the payload as it is (a shallow copy; the program calls this once per cell)."""
+    if not reuse:
+        return dict(payload)
     out = copy.deepcopy(dict(payload))
     out["nodes"] = [
         {"type": "mimic", "name": n["name"], "source": reuse[n["name"]].node_id} if n["name"] in reuse else n
