@@ -65,6 +65,9 @@ class ValohaiProvider(ResourceProvider):
     # --- check -------------------------------------------------------------------------------------
 
     def check(self, _olds: dict, news: dict) -> CheckResult:
+        from providers.resources.packed import keep_stored_packing
+
+        news = keep_stored_packing(_olds, news)
         self.note_key_change(_olds, news)
         problems: list[tuple[str, str]] = []
         host = news.get("host")

@@ -22,7 +22,7 @@ from providers.resources.executions import (
     submit_or_adopt_execution,
     wait_for_execution,
 )
-from providers.resources.packed import pack
+from providers.resources.packed import pack_identity
 from providers.sweep.identity import content_tag
 from providers.sweep.step_settings import add_secrets
 
@@ -145,7 +145,7 @@ class HarborDataset(Resource, module="valohai", name="HarborDataset"):
                 "stack": stack,
                 "label": f"data/{harbor}",
                 "key": key,
-                "identity": pack(identity),
+                "identity": pack_identity(identity),
                 "run_control": run_control,
                 "images": None,
                 "labels": None,

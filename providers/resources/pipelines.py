@@ -24,7 +24,7 @@ from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_terminal
 from providers.resources.adoption import create_once, pipeline_finder, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
-from providers.resources.packed import pack, stored_project, unpack
+from providers.resources.packed import pack, pack_identity, stored_project, unpack
 from providers.resources.run_control import settle
 from providers.resources.snapshot import forget, read_pipeline
 from providers.sweep.identity import TAG_PREFIX, content_tag
@@ -78,12 +78,13 @@ def node_executions(pipeline: dict) -> dict[str, dict]:
 
 def live_outputs(pipeline: dict) -> dict[str, Any]:
     """What state keeps of the live pipeline; `pipeline_id` lets the next run find its reusable nodes in the
-    stack's own state (stacks/reuse.py), as the resource id is not among the outputs the engine hands back."""
+    stack's own state (stacks/reuse.py), as the resource id is not among the outputs the engine hands back.
+    Not the display URL (~110 bytes per cell of every checkpoint, and nothing read it); state written before
+    keeps its `url`, as `read` returns the stored outputs updated."""
     return {
         "pipeline_id": pipeline.get("id"),
         "status": pipeline.get("status"),
         "counter": pipeline.get("counter"),
-        "url": (pipeline.get("urls") or {}).get("display"),
         "live_title": pipeline.get("title"),
         "nodes": node_executions(pipeline),
     }
@@ -204,10 +205,9 @@ class _PipelineResource(Resource):
                 "stack": stack,
                 "label": label,
                 "key": key,
-                "identity": pack(identity),
+                "identity": pack_identity(identity),
                 "status": None,
                 "counter": None,
-                "url": None,
                 "live_title": None,
                 "nodes": None,
             },

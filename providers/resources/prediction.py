@@ -28,7 +28,7 @@ from providers.resources.executions import (
     submit_or_adopt_execution,
     wait_for_execution,
 )
-from providers.resources.packed import pack, stored_project, unpack
+from providers.resources.packed import pack, pack_identity, stored_project, unpack
 from providers.resources.polling import project_of
 from providers.sweep.identity import content_key, content_tag
 
@@ -164,7 +164,7 @@ class Prediction(Resource, module="valohai", name="Prediction"):
                 "report_dir": report_dir,
                 "label": "prediction",
                 "key": key,
-                "identity": pack(identity),
+                "identity": pack_identity(identity),
                 "payload": pack(payload),
                 "execution_id_from_pipeline": execution_id_from_pipeline,
                 "run_control": run_control,

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from providers.sweep.identity import stored_identity
+
 REASON_LINE = re.compile(r"^(?P<name>[^\s:]+): (?P<op>create|replace|re-run|re-create|update|delete): (?P<reason>.+)$")
 
 
@@ -62,6 +64,7 @@ def reasons(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> lis
         return ["identity not known yet"]
     if not isinstance(old, Mapping) or not old:
         return ["no content key recorded (made by an older version of the tool)"]
+    old, new = stored_identity(old), stored_identity(new)  # state keeps hashes cut short (older state: whole)
     own: list[str] = []
     upstream: list[str] = []
     for node in sorted(set(old) | set(new)):

@@ -86,6 +86,38 @@ def node_identity(
     return identity
 
 
+STORED_HASH_LENGTH = 16  # hex digits of each hash an identity keeps in state: enough to tell a change
+
+
+def stored_identity(identity: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A resource's identity ({node name: node_identity}) as state keeps it, for the plan's reasons only: every
+    hash (the step's, each file's, each upstream key) cut to `STORED_HASH_LENGTH` hex digits.
+
+    Why: the identity is rewritten with the whole state at every checkpoint of an `up` (bench/README.md), and a
+    cell's eight full hashes were ~60% of its packed identity. Keys are computed from the full identity first,
+    so no key changes. `providers.sweep.explain.reasons` cuts both sides the same way, so identities stored
+    whole by earlier versions still compare equal where nothing changed. Idempotent.
+    """
+    short = STORED_HASH_LENGTH
+
+    def cut(value: Any) -> Any:
+        return value[:short] if isinstance(value, str) else value
+
+    stored: dict[str, dict[str, Any]] = {}
+    for name, node in identity.items():
+        if not isinstance(node, Mapping):
+            stored[name] = node  # not an identity we made: kept for the reasons to name
+            continue
+        entry = dict(node)
+        if isinstance(node.get("step"), Mapping):
+            entry["step"] = {**node["step"], "sha256": cut(node["step"].get("sha256"))}
+        for part in ("files", "upstream"):
+            if isinstance(node.get(part), Mapping):
+                entry[part] = {k: cut(v) for k, v in node[part].items()}
+        stored[name] = entry
+    return stored
+
+
 def node_key(identity: dict[str, Any]) -> str:
     """A pipeline node's content key."""
     return content_key("node", identity)

@@ -8,9 +8,11 @@ root: third-party and standard-library imports are the image's business, not the
 A script's own folder comes first when an import is resolved (Python puts it on `sys.path` when it runs
 `python steps/x.py`; the steps also insert it themselves), then the project root.
 
-Per-step override: a step whose command is not `python <file>.py …` (a shell script, `python -m …`)
-must list its files in `STEP_FILES` (step name -> paths relative to the project root); those files are
-then hashed, with the imports of the `.py` files among them followed as usual.
+A command line runs a script when it is `python <file>.py …` or `sh|bash|dash <file> …`, the interpreter's own
+options skipped (`python -u -X dev steps/x.py`, `bash -e -o pipefail run.sh`); a shell script is hashed as a
+file (what it calls in turn is not followed). Per-step override: a step whose command runs neither (`python -m
+…`, a binary) must list its files in `STEP_FILES` (step name -> paths relative to the project root); those
+files are then hashed, with the imports of the `.py` files among them followed as usual.
 
 Files a script reads rather than imports are invisible to `ast`: `READS` lists them per script.
 `steps/ensure_requirements.py`, the first command of every step (valohai.yaml), installs
@@ -33,6 +35,27 @@ STEP_FILES: dict[str, tuple[str, ...]] = {}
 READS: dict[str, tuple[str, ...]] = {"steps/ensure_requirements.py": ("steps/requirements.txt",)}
 
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+_SHELL = re.compile(r"^(sh|bash|dash)$")
+# interpreter options whose value is the next word (`python -X dev`, `python -W error`, `bash -o pipefail`)
+_OPTIONS_WITH_VALUE = {"python": {"-X", "-W", "--check-hash-based-pycs"}, "shell": {"-o", "+o", "-O", "+O"}}
+# words that may come before a command (`exec sh run.sh`, `FOO=1 bash run.sh`)
+_PREFIXES = {"exec", "nohup", "time", "env", "command"}
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# options after which the interpreter runs no file: a module or a command string
+_NO_SCRIPT = {"-m", "-c"}
+
+
+def _script_after(interpreter: str, words: list[str]) -> str | None:
+    """The script an interpreter's words run (`-u steps/x.py {parameters}` -> steps/x.py), or None."""
+    remaining = iter(words)
+    for word in remaining:
+        if word in _NO_SCRIPT or word == "-":
+            return None
+        if word in _OPTIONS_WITH_VALUE[interpreter]:
+            next(remaining, None)
+        elif not word.startswith(("-", "+")):
+            return word if interpreter == "shell" or word.endswith(".py") else None
+    return None
 
 
 class StepFilesError(ValueError):
@@ -40,7 +63,10 @@ class StepFilesError(ValueError):
 
 
 def command_scripts(commands: Iterable[str]) -> list[str]:
-    """The `.py` files a step's command lines run with `python <file>` (placeholders like {parameters} ignored)."""
+    """The files a step's command lines run with `python <file>.py` (anywhere in a line, as before shells were
+    known: `pip install … && python steps/x.py`) or `sh|bash|dash <file>` (in command position only, so a
+    word `sh` among another program's arguments is not taken for a shell). {parameters} and the like are
+    ignored; `python -m`/`-c` run no file."""
     scripts: list[str] = []
     for line in commands:
         for part in re.split(r"&&|;|\|\|", line):
@@ -49,8 +75,14 @@ def command_scripts(commands: Iterable[str]) -> list[str]:
             except ValueError:
                 words = part.split()
             for i, word in enumerate(words[:-1]):
-                if _PYTHON.match(Path(word).name) and words[i + 1].endswith(".py"):
-                    scripts.append(words[i + 1])
+                name = Path(word).name
+                in_command_position = all(w in _PREFIXES or _ASSIGNMENT.match(w) for w in words[:i])
+                interpreter = (
+                    "python" if _PYTHON.match(name) else "shell" if _SHELL.match(name) and in_command_position else None
+                )
+                script = _script_after(interpreter, words[i + 1 :]) if interpreter else None
+                if script:
+                    scripts.append(script)
     return scripts
 
 
@@ -110,7 +142,7 @@ def step_files(
     entries = list(overrides[step_name]) if step_name in overrides else command_scripts(commands)
     if not entries:
         raise StepFilesError(
-            f"step {step_name!r}: its command ({' && '.join(commands) or 'empty'}) runs no `python <file>.py`; "
+            f"step {step_name!r}: its command ({' && '.join(commands) or 'empty'}) runs no `python <file>.py` nor `sh <file>`; "
             f"list the files it runs in STEP_FILES in providers/sweep/step_files.py"
         )
     seen: dict[Path, str] = {}

@@ -95,7 +95,7 @@ def test_a_comment_in_the_prediction_script_reruns_only_the_prediction(stack, pr
 
 def test_a_comment_in_the_train_script_retrains_every_cell_and_keeps_the_data(stack, project_copy):
     data_before = {e["id"] for e in stack.executions() if e["step"] == "generate-harbors"}
-    edit(project_copy / "steps" / "train.py", "# a comment\n")
+    edit(project_copy / "steps" / "train.sh", "# a comment\n")
     plan = plan_explain(stack)
     assert plan["steps"] == {
         "code": "replace",
@@ -104,7 +104,7 @@ def test_a_comment_in_the_train_script_retrains_every_cell_and_keeps_the_data(st
         "results": "update",
     }, plan
     reasons = reasons_of(plan)
-    assert reasons["hA/epochs-1"] == reasons["hA/epochs-2"] == "replace: steps/train.py changed"
+    assert reasons["hA/epochs-1"] == reasons["hA/epochs-2"] == "replace: steps/train.sh changed"
     apply(stack, plan)
     assert {e["id"] for e in stack.executions() if e["step"] == "generate-harbors"} == data_before
 

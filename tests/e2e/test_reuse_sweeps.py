@@ -103,11 +103,10 @@ def test_train_script_change_reuses_every_preprocess_and_a_failed_train_reruns_a
     runs.new()
     marker = project_copy / "fail-epochs-2"
     marker.write_text("")
-    train = project_copy / "steps" / "train.py"
+    train = project_copy / "steps" / "train.sh"  # POSIX shell (bench/stand_in.py); fails while the marker exists
     train.write_text(
         train.read_text()
-        + f"\nif __import__('os').path.exists({str(marker)!r}) and '--epochs=2' in __import__('sys').argv:\n"
-        + "    raise SystemExit('failing on purpose (test marker)')\n"
+        + f"if [ -e '{marker}' ] && [ \"$n\" = 2 ]; then echo 'failing on purpose (test marker)' >&2; exit 1; fi\n"
     )
     out = up(stack, check=None)
     assert "1 of 3 sweep cells failed" in out
@@ -120,7 +119,7 @@ def test_train_script_change_reuses_every_preprocess_and_a_failed_train_reruns_a
 
 
 def test_reuse_false_runs_everything_in_the_changed_pipelines(stack, runs, project_copy):
-    train = project_copy / "steps" / "train.py"
+    train = project_copy / "steps" / "train.sh"
     train.write_text(train.read_text() + "# another change\n")
     stack.configure(["hA"], [1, 2, 3], reuse=False)
     out = up(stack)

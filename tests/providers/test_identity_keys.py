@@ -46,14 +46,26 @@ def test_imports_are_followed_recursively_inside_the_project_only(tmp_path):
     assert step_files(tmp_path, "s", ["python steps/run.py"])["steps/pkg/sibling.py"] != before
 
 
-def test_a_command_that_is_not_python_file_needs_the_override(tmp_path):
+def test_a_command_that_runs_no_script_needs_the_override(tmp_path):
     (tmp_path / "run.sh").write_text("echo hi\n")
-    with pytest.raises(StepFilesError, match=r"step 'sh'.*runs no `python <file>.py`.*STEP_FILES"):
-        step_files(tmp_path, "sh", ["bash run.sh"])
-    assert step_files(tmp_path, "sh", ["bash run.sh"], overrides={"sh": ["run.sh"]}) == {
-        "run.sh": step_files(tmp_path, "sh", [], overrides={"sh": ["run.sh"]})["run.sh"]
-    }
-    assert command_scripts(["python -m pkg", "echo python"]) == []
+    with pytest.raises(StepFilesError, match=r"step 'bin'.*runs no `python <file>.py` nor `sh <file>`.*STEP_FILES"):
+        step_files(tmp_path, "bin", ["./run.sh", "python -m pkg {parameters}"])
+    overridden = step_files(tmp_path, "bin", ["./run.sh"], overrides={"bin": ["run.sh"]})
+    assert overridden == step_files(tmp_path, "sh", ["bash run.sh"]) and list(overridden) == ["run.sh"]
+    assert command_scripts(["python -m pkg", "echo python", "python -c 'import x'", "echo sh run.sh"]) == []
+
+
+def test_interpreter_options_and_shell_scripts_are_followed():
+    assert command_scripts(
+        [
+            "python -u -X dev steps/a.py {parameters}",
+            "pip install -r r.txt && python3 -W error steps/b.py",
+            "bash -e -o pipefail steps/c.sh --x=1",
+            "FOO=1 exec sh steps/d.sh",
+            "sh -c 'python steps/e.py'",
+            "python steps/f.py --shell sh g.sh",
+        ]
+    ) == ["steps/a.py", "steps/b.py", "steps/c.sh", "steps/d.sh", "steps/f.py"]
 
 
 def test_keys_change_with_content_not_with_number_types():

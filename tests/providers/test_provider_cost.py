@@ -103,6 +103,82 @@ def test_packed_values_are_compressed_and_the_previous_plain_json_still_reads():
         unpack(PACKED_PREFIX + base64.b64encode(bomb).decode())
 
 
+def test_the_dictionary_format_is_smaller_and_the_previous_zlib_format_still_reads():
+    """Values packed with the preset dictionary (`ZDICT`) are smaller than plain zlib for a cell's payload and
+    identity; what the previous version stored (`zlib64:`, no dictionary) unpacks to the same object."""
+    import base64
+    import zlib
+
+    from providers.resources.packed import LEGACY_PREFIX, PACKED_PREFIX, pack, unpack
+    from providers.sweep.identity import canonical_json
+
+    payload = {
+        "edges": [{"source_key": "train/*", "source_node": "preprocess", "source_type": "output",
+                   "target_key": "dataset", "target_node": "train", "target_type": "input"}],
+        "nodes": [{"name": n, "type": "execution", "template": {
+            "command": [f"python steps/{n}.py {{parameters}}"], "commit": "~" + "7" * 64, "image": "python:3.11",
+            "inputs": {}, "name": n, "parameters": {"dataset_name": "harbor_C", "epochs": 7}, "runtime_config": {},
+            "step": n, "tags": ["vpac-node:0123456789abcdef01234567"]}} for n in ("preprocess", "train")],
+        "parameters": {}, "project": "cbbed9c1-2d5a-4fb8-b3c3-63b9aee86486", "tags": ["stack:dev"],
+        "title": "training-pipeline-harbor_C-epochs-7",
+    }  # fmt: skip
+    legacy = LEGACY_PREFIX + base64.b64encode(zlib.compress(canonical_json(payload).encode(), 9)).decode()
+    packed = pack(payload)
+    assert packed.startswith(PACKED_PREFIX) and len(packed) < 0.85 * len(legacy)
+    assert unpack(packed) == unpack(legacy) == payload
+
+
+def test_identities_keep_short_hashes_and_the_reasons_compare_them_with_whole_ones():
+    """State keeps each hash of an identity cut to 16 hex digits (keys are computed before); reasons between a
+    whole identity (older state) and a cut one name only what really changed."""
+    from providers.resources.packed import pack_identity, unpack
+    from providers.sweep.explain import reasons
+    from providers.sweep.identity import STORED_HASH_LENGTH, stored_identity
+
+    whole = {
+        "train": {
+            "files": {"steps/train.py": "a" * 64},
+            "parameters": {"epochs": 2},
+            "step": {"name": "train", "sha256": "b" * 64},
+            "upstream": {"dataset": "c" * 64},
+        }
+    }
+    cut = unpack(pack_identity(whole))
+    assert cut == stored_identity(whole) == stored_identity(cut)
+    assert cut["train"]["files"]["steps/train.py"] == "a" * STORED_HASH_LENGTH
+    assert cut["train"]["step"]["sha256"] == "b" * STORED_HASH_LENGTH and cut["train"]["parameters"] == {"epochs": 2}
+    changed = {"train": {**cut["train"], "parameters": {"epochs": 3}}}
+    assert reasons(whole, changed) == ["epochs 2 -> 3"]  # not "steps/train.py changed" for the cut hash
+    edited = {"train": {**whole["train"], "files": {"steps/train.py": "d" * 64}}}
+    assert reasons(whole, stored_identity(edited)) == ["steps/train.py changed"]
+
+
+def test_check_keeps_a_stored_value_whose_content_is_unchanged(monkeypatch):
+    """A new packing (dictionary, cut hashes) of unchanged content must not change the inputs the engine compares:
+    every unchanged cell would be rewritten into state once after an upgrade. A real change is passed on."""
+    import base64
+    import zlib
+
+    from providers.resources import base
+    from providers.resources.packed import LEGACY_PREFIX, pack, pack_identity
+    from providers.sweep.identity import canonical_json
+
+    monkeypatch.setattr(base, "verify_access", lambda host: None)
+
+    def legacy(value):
+        return LEGACY_PREFIX + base64.b64encode(zlib.compress(canonical_json(value).encode(), 9)).decode()
+
+    identity = {"train": {"files": {"steps/train.py": "a" * 64}, "parameters": {"epochs": 2}}}
+    payload = {"project": "p", "nodes": [{"name": "train"}]}
+    stored = {"host": "http://h", "key": "k", "identity": legacy(identity), "payload": legacy(payload)}
+    news = {"host": "http://h", "key": "k", "identity": pack_identity(identity), "payload": pack(payload)}
+    assert news["identity"] != stored["identity"] and news["payload"] != stored["payload"]
+    inputs = PipelineProvider().check(stored, news).inputs
+    assert inputs["identity"] == stored["identity"] and inputs["payload"] == stored["payload"]
+    news["payload"] = pack({**payload, "project": "q"})
+    assert PipelineProvider().check(stored, news).inputs["payload"] == news["payload"]
+
+
 def test_the_plan_reasons_read_packed_and_unpacked_identities_alike(capsys):
     from providers.resources.packed import pack
 
