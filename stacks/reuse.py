@@ -78,16 +78,58 @@ def state_pipeline_ids(resources: Mapping[str, Any]) -> list[str]:
 
 
 def read_state_resources() -> Mapping[str, Any]:
-    """This stack's resources' stored outputs (empty on the first `up`, or when the engine cannot say)."""
+    """This stack's resources as `{urn: {"type": …, "outputs": {STATE_ID: …}}}` (empty on the first `up`, or when
+    the engine cannot say): of the stored outputs, only what `state_pipeline_ids` reads.
+
+    Why the raw reply rather than `pulumi.runtime.invoke`: the SDK converts every stored output of every resource
+    into Python values (`rpc.deserialize_properties`, value by value), and at 1,000 cells the training results,
+    the prediction and the cells hold ~2 MB of them: ~0.7 s of the program's start on an idle core of this
+    machine (bench/README.md), for one string per pipeline. The reply's protobuf is walked for those instead.
+    """
+    from google.protobuf import struct_pb2
+    from pulumi.runtime import rpc
+    from pulumi.runtime.proto import resource_pb2
+    from pulumi.runtime.settings import get_monitor
+
     name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    args = struct_pb2.Struct()
+    args.update({"stackName": name})
     try:
-        result = pulumi.runtime.invoke(READ_STATE, {"stackName": name})
+        monitor = get_monitor()
+        if monitor is None:
+            raise RuntimeError("no engine to ask")
+        reply = monitor.Invoke(resource_pb2.ResourceInvokeRequest(tok=READ_STATE, args=args))
+        if reply.failures:
+            raise RuntimeError(f"{reply.failures[0].reason} ({reply.failures[0].property})")
     except Exception as exc:  # an engine without the builtin: the tag lookup still finds every source
         pulumi.log.warn(f"reuse: cannot read this stack's state ({exc}); finding finished work by tag only")
         return {}
-    value = result.value if isinstance(result.value, Mapping) else {}  # the SDK raises on failures
-    outputs = value.get("outputs")
-    return outputs if isinstance(outputs, Mapping) else {}
+
+    def plain(value: struct_pb2.Value | None) -> struct_pb2.Value | None:
+        """The value with a secret's wrapper (`{sig: secret sig, "value": …}`, `pulumi.runtime.rpc`) taken off."""
+        while value is not None and value.WhichOneof("kind") == "struct_value":
+            wrapper = value.struct_value.fields
+            sig = wrapper.get(rpc._special_sig_key)
+            if sig is None or sig.string_value != rpc._special_secret_sig:
+                break
+            value = wrapper.get("value")
+        return value
+
+    def fields(value: struct_pb2.Value | None) -> Mapping[str, struct_pb2.Value]:
+        value = plain(value)
+        return value.struct_value.fields if value is not None and value.WhichOneof("kind") == "struct_value" else {}
+
+    def text(value: struct_pb2.Value | None) -> str | None:
+        value = plain(value)
+        return value.string_value if value is not None and value.WhichOneof("kind") == "string_value" else None
+
+    stored = getattr(reply, "return").fields
+    resources: dict[str, Any] = {}
+    for urn, resource in (fields(stored["outputs"]) if "outputs" in stored else {}).items():
+        entry = fields(resource)
+        outputs = fields(entry.get("outputs"))
+        resources[urn] = {"type": text(entry.get("type")) or "", "outputs": {STATE_ID: text(outputs.get(STATE_ID))}}
+    return resources
 
 
 def read_live(api: ValohaiClient, ids: Iterable[str]) -> list[dict]:

@@ -179,3 +179,50 @@ def test_with_the_programs_shared_listing_no_request_of_its_own_is_made():
     reuse.plan("new-key", other, LABELS, NODES, set())
     assert api.tag_lookups == 0, "the tag lookup asked the API although the shared listing had answered"
     assert len(calls) >= 1
+
+
+def test_the_state_is_read_from_the_engines_reply_without_converting_every_output(monkeypatch):
+    """`read_state_resources` walks the builtin invoke's protobuf reply for each resource's type and stored pipeline
+    id only (the training results' and prediction's outputs are never converted); a secret id is unwrapped, a
+    failed invoke falls back to the tag lookup with a warning."""
+    from google.protobuf import struct_pb2
+    from pulumi.runtime import rpc
+    from pulumi.runtime.proto import resource_pb2
+
+    import stacks.reuse as reuse
+
+    secret = {rpc._special_sig_key: rpc._special_secret_sig, "value": "p2"}
+    outputs = {
+        "urn:a": {"type": "pulumi-python:dynamic/valohai:TrainingPipeline", "outputs": {"pipeline_id": "p1", "x": [1]}},
+        "urn:b": {"type": "pulumi-python:dynamic/valohai:SweepPipeline", "outputs": {"pipeline_id": secret}},
+        "urn:c": {"type": "pulumi-python:dynamic/valohai:TrainingResults", "outputs": {"metrics": {"c": {"v": 1}}}},
+        "urn:d": {"type": "pulumi-python:dynamic/valohai:TrainingPipeline", "outputs": {"status": "complete"}},
+    }
+    reply = struct_pb2.Struct()
+    reply.update({"outputs": outputs})
+    calls = []
+
+    class Engine:
+        def __init__(self, response):
+            self.response = response
+
+        def Invoke(self, request):
+            calls.append((request.tok, dict(request.args)))
+            return self.response
+
+    for name in ("get_organization", "get_project", "get_stack"):
+        monkeypatch.setattr(reuse.pulumi, name, lambda name=name: name.split("_")[1])
+    monkeypatch.setattr(
+        "pulumi.runtime.settings.get_monitor", lambda: Engine(resource_pb2.ResourceInvokeResponse(**{"return": reply}))
+    )
+    found = reuse.read_state_resources()
+    assert calls == [(reuse.READ_STATE, {"stackName": "organization/project/stack"})]
+    assert found["urn:c"] == {"type": outputs["urn:c"]["type"], "outputs": {"pipeline_id": None}}
+    assert reuse.state_pipeline_ids(found) == ["p1", "p2"]
+
+    warnings = []
+    monkeypatch.setattr(reuse.pulumi.log, "warn", warnings.append)
+    failed = resource_pb2.ResourceInvokeResponse(failures=[{"property": "stackName", "reason": "no such stack"}])
+    monkeypatch.setattr("pulumi.runtime.settings.get_monitor", lambda: Engine(failed))
+    assert reuse.read_state_resources() == {}
+    assert warnings and "no such stack" in warnings[0] and "by tag only" in warnings[0]

@@ -4,7 +4,11 @@ The list uses only what valohai-cli 0.37 itself sends to `GET /api/v0/pipelines/
 `ordering=-counter` and `limit` (valohai_cli/utils/list_command.py). Filtering a list by pipeline ids or
 by tag on real Valohai is unverified, so the sweep's pipelines are found in the project's newest ones:
 one page of (the sweep's pipelines + a margin) is one request while the sweep's pipelines are the
-project's newest (the unfinished ones are often the oldest of the sweep, so the page always spans it all); further pages are read only while some are still missing. A pipeline the list does not
+project's newest; further pages are read only while some are still missing. Once every pipeline still
+waited for has been seen, a round's page reaches from the project's newest pipeline down to the oldest of
+those (plus the margin), not the whole sweep: at the end of a fresh 1,000-cell sweep the last ones created
+are the ones still running, so the last rounds list a few pipelines instead of 1,010, and a local backend
+builds a few bodies instead of 1,010 (a pipeline older than the page is still found on the next page). A pipeline the list does not
 show (deleted, or a list whose objects carry no `nodes`, which is unverified on Valohai) is read by id.
 The project id comes from the first pipeline read by id, once.
 
@@ -97,6 +101,7 @@ class PipelineSweepReader:
         self.project_id: str | None = None
         self.counters: dict[str, int] = {}  # pipeline id -> counter, as seen
         self.sweep_size = 0  # the most pipelines asked for at once: the whole sweep, on the first round
+        self.newest: int | None = None  # the highest counter a listing of the project has shown
 
     def read(self, ids: Iterable[str]) -> dict[str, dict]:
         wanted = set(ids)
@@ -110,8 +115,10 @@ class PipelineSweepReader:
             self.project_id = self.project_id or project_of(first)
         missing = wanted - found.keys()
         if missing and self.project_id:
-            listing = NewestFirst(self.api, "pipelines/", self.project_id, self.sweep_size + PAGE_MARGIN)
+            listing = NewestFirst(self.api, "pipelines/", self.project_id, self._page_size(missing))
             while missing and (pipeline := listing.next()) is not None:
+                if isinstance(pipeline.get("counter"), int):
+                    self.newest = max(self.newest or 0, pipeline["counter"])
                 if pipeline.get("id") in missing and "nodes" in pipeline:
                     found[pipeline["id"]] = pipeline
                     missing = missing - {pipeline["id"]}
@@ -120,7 +127,17 @@ class PipelineSweepReader:
                     break
         for pipeline_id in sorted(wanted - found.keys()):
             found[pipeline_id] = self.api.get_pipeline(pipeline_id)
+        self.counters.update({i: p["counter"] for i, p in found.items() if isinstance(p.get("counter"), int)})
         return found
+
+    def _page_size(self, missing: set[str]) -> int:
+        """The whole sweep (plus the margin) until every pipeline in `missing` has been seen; then from the
+        newest counter listed down to the oldest of them, plus the margin for pipelines made since."""
+        whole = self.sweep_size + PAGE_MARGIN
+        known = [self.counters[i] for i in missing if i in self.counters]
+        if self.newest is None or len(known) < len(missing):
+            return whole
+        return max(1, min(whole, self.newest - min(known) + 1 + PAGE_MARGIN))
 
     def _below_all(self, counter: int, wanted: set[str], found: dict[str, dict]) -> bool:
         """True once the list has gone below the lowest counter of the sweep's pipelines seen so far."""

@@ -21,7 +21,8 @@ from providers.api.credentials import client
 from providers.resources import training_results
 from providers.resources.code_package import CodePackageProvider, build_package, commit_identifier
 from providers.resources.harbor_dataset import HarborDatasetProvider
-from providers.resources.pipelines import PipelineProvider
+from providers.resources.packed import pack
+from providers.resources.pipelines import LIVE, PipelineProvider, live_view
 from providers.resources.prediction import PredictionProvider
 from providers.resources.training_results import TrainingResultsProvider
 from providers.sweep import payloads
@@ -161,7 +162,12 @@ def test_training_pipeline_create_adopts_reads_and_deletes(vh_host, vcr_project,
     # the payload (commit, title, data URIs) is not identity: only the key decides
     moved = {**props, "payload": {**props["payload"], "title": "another-title", "nodes": []}}
     assert provider.diff(first.id, read.outs, moved).changes is False
-    assert provider.diff(first.id, {**read.outs, "live_title": "renamed in the UI"}, props).changes is False
+    renamed = {**read.outs, LIVE: pack({"title": "renamed in the UI", "nodes": live_view(read.outs)[1]})}
+    assert provider.diff(first.id, renamed, props).changes is False
+    assert (
+        provider.cosmetic_edit(read.outs, renamed)
+        == f"title is 'renamed in the UI' in Valohai, was {live_view(read.outs)[0]!r}"
+    )
     assert provider.diff(first.id, read.outs, {**props, "host": vh_host + "/"}).changes is False
     capsys.readouterr()
     other = identity_of(epochs=3)

@@ -212,3 +212,46 @@ def test_the_plan_reasons_come_from_the_inputs_check_sees_when_outputs_keep_no_i
     # a diff with no check before it in this process still names the change, never a wrong reason
     provider.diff("id", {**old_outputs, "key": "k-other"}, news)
     assert "content key k-other -> k-new" in capsys.readouterr().out
+
+
+def test_a_pipelines_live_title_and_nodes_are_one_packed_output_and_older_state_keeps_its_shape():
+    """New outputs carry the live title and the nodes' executions as one packed value (`live`); outputs stored
+    before, with `live_title` and `nodes` of their own, are refreshed in that shape, so an unchanged pipeline's
+    refresh changes nothing; the title drift and a failed node's reason read both shapes."""
+    from providers.resources.pipelines import LIVE, live_outputs, live_view
+
+    pipeline = {
+        "id": "p1",
+        "status": "error",
+        "counter": 7,
+        "title": "training-pipeline-harbor_A-epochs-2",
+        "nodes": [
+            {"name": "preprocess", "execution": {"id": "e1", "counter": 3, "status": "complete"}},
+            {"name": "train", "execution": {"id": "e2", "counter": 4, "status": "error", "status_detail": "OOM"}},
+        ],
+    }
+    new = live_outputs(pipeline)
+    assert set(new) == {"pipeline_id", "status", "counter", LIVE} and isinstance(new[LIVE], str)
+    title, nodes = live_view(new)
+    assert title == pipeline["title"] and nodes["train"] == {
+        "id": "e2",
+        "counter": 4,
+        "status": "error",
+        "detail": "OOM",
+    }
+    assert live_outputs(pipeline, stored=new) == new  # refreshing the new shape: equal when nothing changed
+
+    old = {"label": "harbor_A/epochs-2", "url": "http://x/p/1/", "live_title": title, "nodes": nodes, "status": "error"}
+    refreshed = {**old, **live_outputs(pipeline, stored=old)}
+    assert LIVE not in refreshed and refreshed["nodes"] == nodes and refreshed["url"] == old["url"]
+    assert live_view(refreshed) == live_view(new)
+
+    provider = PipelineProvider()
+    assert (
+        provider.problem_reason(new, "status")
+        == provider.problem_reason(old, "status")
+        == "last run error (train: OOM)"
+    )
+    assert provider.cosmetic_edit(old, new) is None
+    renamed = live_outputs({**pipeline, "title": "renamed"})
+    assert provider.cosmetic_edit(old, renamed) == f"title is 'renamed' in Valohai, was {title!r}"
