@@ -19,8 +19,8 @@ from starlette.requests import Request
 from .backend import Backend
 from .errors import ApiError
 from .middleware import CatchAll, TokenAuth, normalized_path
-from .routers.common import API_PREFIX, base_url, error_response
-from .routers.executions import excluded, read_execution
+from .routers.common import API_PREFIX, base_url, error_response, excluded
+from .routers.executions import read_execution
 from .routers.pipelines import read_pipeline
 
 POLLED = re.compile(rf"^{API_PREFIX}/(pipelines|executions)/([^/]+)/$")

@@ -1,5 +1,5 @@
 """Cost and time in the plan: before anything is declared, print the expected duration of every cell
-that will run and their total in execution-minutes, and refuse when `budget_execution_minutes` is
+that will run (of the longest, for large sweeps: `estimate_lines`) and their total in execution-minutes, and refuse when `budget_execution_minutes` is
 exceeded (`providers.sweep.estimates` does the arithmetic).
 
 A cell "will run" unless the project holds a pipeline with its content tag that did not fail (what
@@ -31,6 +31,38 @@ def cells_to_run(pipelines: list[dict], sweep: Sweep, cell_keys: dict[str, str],
 
 
 NODE_STEPS = {payloads.PREPROCESS_NODE: "preprocess-dataset", payloads.TRAIN_NODE: "train"}
+PER_CELL_LINES = 25  # up to this many cells to run, one line each; beyond, the longest and the rest counted
+LONGEST_SHOWN = 10
+
+
+def estimate_lines(estimates: dict[str, Estimate]) -> list[str]:
+    """The plan's lines before the total: one per cell to run, `estimate: <cell>: <n> min (<basis>)`; for more
+    than `PER_CELL_LINES` cells, the `LONGEST_SHOWN` longest, one line for the other estimated cells and one
+    per reason the rest are unknown. Why: a 1,000-cell sweep printed 1,000 lines (each a message the program
+    sends the engine before it declares anything) that nobody reads; the total and the biggest cells are the
+    decision."""
+
+    def line(name: str, estimate: Estimate) -> str:
+        if estimate.minutes is None:
+            return f"estimate: {name}: unknown ({estimate.basis})"
+        return f"estimate: {name}: {estimate.minutes:.2f} min ({estimate.basis})"
+
+    if len(estimates) <= PER_CELL_LINES:
+        return [line(name, e) for name, e in estimates.items()]
+    known = sorted(
+        ((n, e) for n, e in estimates.items() if e.minutes is not None), key=lambda ne: -(ne[1].minutes or 0)
+    )
+    lines = [line(name, e) for name, e in known[:LONGEST_SHOWN]]
+    rest = known[LONGEST_SHOWN:]
+    if rest:
+        minutes = sum(e.minutes or 0.0 for _, e in rest)
+        lines.append(f"estimate: {len(rest)} other cell(s): {minutes:.2f} min in all")
+    unknown: dict[str, int] = {}
+    for e in estimates.values():
+        if e.minutes is None:
+            unknown[e.basis] = unknown.get(e.basis, 0) + 1
+    lines += [f"estimate: {count} cell(s): unknown ({basis})" for basis, count in sorted(unknown.items())]
+    return lines
 
 
 def check(
@@ -70,13 +102,8 @@ def check(
         parameters = payloads.cell_parameters(cell, sweep)
         nodes = {node: (step, cells_identity[cell.name][node], parameters[node]) for node, step in NODE_STEPS.items()}
         estimates[cell.name] = estimate_cell(runs, nodes)
-    for name, estimate in estimates.items():
-        shown = (
-            f"unknown ({estimate.basis})"
-            if estimate.minutes is None
-            else f"{estimate.minutes:.2f} min ({estimate.basis})"
-        )
-        pulumi.log.info(f"estimate: {name}: {shown}")
+    for line in estimate_lines(estimates):
+        pulumi.log.info(line)
     total = sum(e.minutes or 0.0 for e in estimates.values())
     unknown = sum(1 for e in estimates.values() if e.minutes is None)
     pulumi.log.info(

@@ -56,8 +56,9 @@ def for_executions(
     )
 
 
-def for_pipelines(db: Db, rows: Sequence[Row]) -> PipelineRelated:
-    """Projects, nodes, edges and the nodes' executions (with what those refer to) of these pipelines."""
+def for_pipelines(db: Db, rows: Sequence[Row], *, outputs: bool = True) -> PipelineRelated:
+    """Projects, nodes, edges and the nodes' executions (with what those refer to, their outputs unless
+    excluded) of these pipelines."""
     ids = [row["id"] for row in rows]
     node_rows = nodes.of_pipelines(db, ids)
     execution_ids = [n["execution_id"] for group in node_rows.values() for n in group if n["execution_id"]]
@@ -70,6 +71,6 @@ def for_pipelines(db: Db, rows: Sequence[Row]) -> PipelineRelated:
         edges=nodes.edges_of_pipelines(db, ids),
         executions=node_executions,
         execution_related=for_executions(
-            db, list(node_executions.values()), known_projects=project_rows, known_pipelines=rows
+            db, list(node_executions.values()), outputs=outputs, known_projects=project_rows, known_pipelines=rows
         ),
     )

@@ -116,6 +116,11 @@ def bool_param(request: Request, name: str) -> bool | None:
     raise bad_request(name, f"Expected true or false, got {raw!r}")
 
 
+def excluded(raw: str | None) -> frozenset[str]:
+    """`?exclude=` as field names, spaces trimmed: valohai_cli/utils/ssh.py sends `exclude=metadata, events`."""
+    return frozenset(filter(None, (name.strip() for name in (raw or "").split(","))))
+
+
 def list_param(request: Request, name: str) -> list[str]:
     """`?include=a,b` → ["a", "b"]."""
     return (request.query_params.get(name) or "").split(",")

@@ -24,6 +24,7 @@ from .common import (
     base_url,
     bool_param,
     by_ident,
+    excluded,
     int_param,
     list_param,
     lookup,
@@ -55,11 +56,6 @@ ORDERING = ("counter", "ctime", "mtime", "status", "id")
 
 def _exclude(request: Request) -> frozenset[str]:
     return excluded(request.query_params.get("exclude"))
-
-
-def excluded(raw: str | None) -> frozenset[str]:
-    """`?exclude=` as field names, spaces trimmed: valohai_cli/utils/ssh.py sends `exclude=metadata, events`."""
-    return frozenset(filter(None, (name.strip() for name in (raw or "").split(","))))
 
 
 def _serialized(request: Request, row: Row, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:

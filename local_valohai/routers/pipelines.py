@@ -23,6 +23,7 @@ from .common import (
     base_url,
     bool_param,
     by_ident,
+    excluded,
     lookup,
     ordering,
     paginate,
@@ -37,13 +38,13 @@ router = APIRouter(prefix=API_PREFIX)
 ORDERING = ("counter", "ctime", "mtime", "title", "status")
 
 
-def _serialized(request: Request, rows: list[Row]) -> list[dict[str, Any]]:
-    return serialized(backend(request).store, base_url(request), rows)
+def _serialized(request: Request, rows: list[Row], exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    return serialized(backend(request).store, base_url(request), rows, exclude)
 
 
-def serialized(store: Store, base: str, rows: list[Row]) -> list[dict[str, Any]]:
-    related = db.related.for_pipelines(store, rows)
-    return [pipeline_dict(row, base, related) for row in rows]
+def serialized(store: Store, base: str, rows: list[Row], exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    related = db.related.for_pipelines(store, rows, outputs="outputs" not in exclude)
+    return [pipeline_dict(row, base, related, exclude=exclude) for row in rows]
 
 
 @router.post("/pipelines/", status_code=201)
@@ -71,7 +72,8 @@ def list_pipelines(request: Request) -> JSONResponse:
         query.tagged(tag)
     query.equals("deleted", 1 if bool_param(request, "deleted") else 0)
     order = ordering(request, ORDERING, "-counter")
-    return JSONResponse(paginate(request, query, order, lambda rows: _serialized(request, rows)))
+    exclude = excluded(q.get("exclude"))  # fields of the nodes' executions (a refresh needs their status only)
+    return JSONResponse(paginate(request, query, order, lambda rows: _serialized(request, rows, exclude)))
 
 
 @router.get("/pipelines/{ident}/")

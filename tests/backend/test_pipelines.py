@@ -50,6 +50,16 @@ def test_two_node_pipeline_passes_metadata_and_outputs_downstream(api, project):
     assert by_counter["id"] == done["id"]
     listed = api.ok(api.get("pipelines/", params={"project": project["id"], "tag": "test"}))
     assert done["id"] in [p["id"] for p in listed["results"]]
+    # `exclude` leaves fields out of the nodes' executions (a refresh reads their status only), and only those
+    params = {"project": project["id"], "tag": "test", "exclude": "outputs, metadata,events"}
+    slim = next(p for p in api.ok(api.get("pipelines/", params=params))["results"] if p["id"] == done["id"])
+    full = next(p for p in listed["results"] if p["id"] == done["id"])
+    for lean, whole in zip(
+        (n["execution"] for n in slim["nodes"]), (n["execution"] for n in full["nodes"]), strict=True
+    ):
+        assert whole["outputs"] and "outputs" not in lean
+        assert {k: v for k, v in whole.items() if k != "outputs"} == lean
+    assert {k: v for k, v in slim.items() if k != "nodes"} == {k: v for k, v in full.items() if k != "nodes"}
 
     # The sidecar created dataset://gamma_train/v1; a step whose input default interpolates a parameter uses it.
     run = api.run(project["id"], project["commit"], "from-dataset", parameters={"harbor": "gamma"})

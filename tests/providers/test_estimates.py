@@ -146,3 +146,25 @@ def test_a_run_that_creates_nothing_lists_no_deleted_pipelines():
     assert unchanged == {} and api.calls == []
     to_run = check(api, "proj", "s", sweep, identity, {}, {"hA/epochs-2": key}, lambda: [])
     assert list(to_run) == ["hA/epochs-2"] and api.calls == [{"deleted": "true"}]
+
+
+def test_large_sweeps_show_the_longest_cells_and_count_the_rest():
+    """Up to 25 cells: one line each. Beyond: the 10 longest, one line for the other estimated cells, one per reason
+    the rest are unknown (a 1,000-cell sweep printed 1,000 lines)."""
+    from providers.sweep.estimates import Estimate
+    from stacks.estimates import LONGEST_SHOWN, PER_CELL_LINES, estimate_lines
+
+    few = {"hA/epochs-1": Estimate(1.5, "median of 2 runs of this node"), "hA/epochs-2": Estimate(None, "no history")}
+    assert estimate_lines(few) == [
+        "estimate: hA/epochs-1: 1.50 min (median of 2 runs of this node)",
+        "estimate: hA/epochs-2: unknown (no history)",
+    ]
+    many = {f"h/epochs-{e}": Estimate(float(e), "scaled") for e in range(1, 41)}
+    many |= {f"g/epochs-{e}": Estimate(None, "no history for train") for e in range(1, 961)}
+    lines = estimate_lines(many)
+    assert len(many) > PER_CELL_LINES and len(lines) == LONGEST_SHOWN + 2
+    assert lines[0] == "estimate: h/epochs-40: 40.00 min (scaled)" and lines[LONGEST_SHOWN - 1].startswith(
+        "estimate: h/epochs-31:"
+    )
+    assert lines[LONGEST_SHOWN] == f"estimate: 30 other cell(s): {sum(range(1, 31)):.2f} min in all"
+    assert lines[-1] == "estimate: 960 cell(s): unknown (no history for train)"
