@@ -30,7 +30,7 @@ STEP_SCRIPT = r'''"""Trivial stand-ins for generate and predict: same parameters
 import json, os, sys, time
 
 # `--name=value` or `--name value`, each name any number of times; no argparse: its import (re, enum, gettext)
-# was a third of each stand-in's ~70 ms, and a 1,000-cell sweep runs ~2,000 of them on the machine it measures
+# was a third of each stand-in's ~70 ms (generate runs once per harbor on the machine a benchmark measures)
 kind, given, words = sys.argv[1], {}, iter(sys.argv[2:])
 for word in words:
     if word.startswith("--"):

@@ -1,6 +1,6 @@
 """Cost and time in the plan: before anything is declared, print the expected duration of every cell
-that will run (of the longest, for large sweeps: `estimate_lines`) and their total in execution-minutes, and refuse when `budget_execution_minutes` is
-exceeded (`providers.sweep.estimates` does the arithmetic).
+that will run (of the longest, for large sweeps: `estimate_lines`) and their total in execution-minutes,
+and refuse when `budget_execution_minutes` is exceeded (`providers.sweep.estimates` does the arithmetic).
 
 A cell "will run" unless the project holds a pipeline with its content tag that did not fail (what
 `TrainingPipeline.create` would adopt, or what the state already has). History is every pipeline of

@@ -125,12 +125,10 @@ def unpack(value: Any) -> Any:
         ) from None
 
 
-def pack_identity(identity: Any) -> Any:
-    """A resource's identity (or an Output of one) packed in the shape state keeps
+def pack_identity(identity: Mapping[str, Mapping[str, Any]]) -> str:
+    """A resource's identity (computed in the program, never an Output) packed in the shape state keeps
     (`providers.sweep.identity.stored_identity`: hashes cut short, for the plan's reasons)."""
-    if isinstance(identity, pulumi.Output):
-        return pack(identity.apply(lambda i: None if i is None else stored_identity(i)))
-    return None if identity is None else pack(stored_identity(identity))
+    return _compressed(stored_identity(identity))
 
 
 def keep_stored_packing(old_inputs: Mapping[str, Any], news: dict[str, Any]) -> dict[str, Any]:

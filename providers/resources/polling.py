@@ -7,9 +7,9 @@ one page of (the sweep's pipelines + a margin) is one request while the sweep's 
 project's newest; further pages are read only while some are still missing. Once every pipeline still
 waited for has been seen, a round's page reaches from the project's newest pipeline down to the oldest of
 those (plus the margin), not the whole sweep: at the end of a fresh 1,000-cell sweep the last ones created
-are the ones still running, so the last rounds list a few pipelines instead of 1,010, and a local backend
-builds a few bodies instead of 1,010 (a pipeline older than the page is still found on the next page). A pipeline the list does not
-show (deleted, or a list whose objects carry no `nodes`, which is unverified on Valohai) is read by id.
+are the ones still running, so the last rounds list a few pipelines instead of 1,010 (a pipeline older
+than the page is still found on the next page). A pipeline the list does not show (deleted, or a list
+whose objects carry no `nodes`, which is unverified on Valohai) is read by id.
 The project id comes from the first pipeline read by id, once.
 
 Intervals: `poll_interval_seconds` (stack config) is the first and smallest pause between rounds; the
@@ -73,6 +73,7 @@ class NewestFirst:
         )
         self.seen: dict[str, dict] = {}  # id -> object, as listed
         self.lowest: int | None = None  # the lowest counter listed so far
+        self.highest: int | None = None  # the first (newest) counter listed
         self.exhausted = False
 
     def next(self) -> dict | None:
@@ -85,6 +86,7 @@ class NewestFirst:
             self.seen[item["id"]] = item
         if isinstance(item.get("counter"), int):
             self.lowest = item["counter"]
+            self.highest = self.highest or item["counter"]
         return item
 
     def down_to(self, counter: int) -> None:
@@ -117,14 +119,13 @@ class PipelineSweepReader:
         if missing and self.project_id:
             listing = NewestFirst(self.api, "pipelines/", self.project_id, self._page_size(missing))
             while missing and (pipeline := listing.next()) is not None:
-                if isinstance(pipeline.get("counter"), int):
-                    self.newest = max(self.newest or 0, pipeline["counter"])
                 if pipeline.get("id") in missing and "nodes" in pipeline:
                     found[pipeline["id"]] = pipeline
                     missing = missing - {pipeline["id"]}
                 lowest = pipeline.get("counter")
                 if lowest is not None and self._below_all(lowest, wanted, found):
                     break
+            self.newest = max(self.newest or 0, listing.highest or 0) or None
         for pipeline_id in sorted(wanted - found.keys()):
             found[pipeline_id] = self.api.get_pipeline(pipeline_id)
         self.counters.update({i: p["counter"] for i, p in found.items() if isinstance(p.get("counter"), int)})

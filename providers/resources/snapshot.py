@@ -32,7 +32,7 @@ from providers.resources.polling import NewestFirst
 SNAPSHOT_SECONDS = 30.0  # how old a listing may be and still answer a read (counted from its first answer)
 EXECUTION_WINDOW = 50  # counters either side of the first execution read
 # What a status read does not need (as `get_execution` sends). The pipeline list takes it for its nodes'
-# executions too (the local backend leaves them out: 11.4 MB -> MB for 1,000 finished stand-in cells, see
+# executions too (the local backend leaves their outputs out: 11.4 -> 8.4 MB for 1,000 finished stand-in cells, see
 # bench/README.md); whether Valohai's pipeline list honours it is unverified, and a list that ignores it only
 # answers with more.
 EXECUTION_EXCLUDE = "outputs,metadata,events"
