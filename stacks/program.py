@@ -352,7 +352,6 @@ def declare_parallel(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
             f"cell-{cell.slug}",
             host=ctx.host,
             payload=cell_payload(ctx, cell),
-            stack=ctx.stack,
             label=cell.name,
             key=ctx.cell_keys[cell.name],
             identity=ctx.keys.cells[cell.name],
@@ -414,7 +413,6 @@ def declare_single(ctx: StackContext) -> tuple[TrainingResults, Prediction]:
         payload=payload.apply(
             reuse_step(ctx, resource_key("sweep", ctx.stack, ctx.keys.sweep), ctx.keys.sweep, cell_of)
         ),
-        stack=ctx.stack,
         label=title,
         key=resource_key("sweep", ctx.stack, ctx.keys.sweep),
         identity=ctx.keys.sweep,

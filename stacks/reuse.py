@@ -5,8 +5,9 @@ Where sources come from, in order:
 1. The stack's own state. Before any pipeline is declared, the program reads the stored outputs of this
    stack's resources with the engine's builtin invoke `pulumi:pulumi:readStackResourceOutputs` (the one
    the Node SDK's `listResourceOutputs` calls; pulumi/pulumi pkg/resource/deploy/builtins.go) and takes
-   the `pipeline_id` every pipeline resource stores (providers/resources/pipelines.py; state written
-   before it was stored has none until a refresh, and the tag lookup finds those pipelines). Those
+   the pipeline id every pipeline resource stores (in its packed `live` output, or as `pipeline_id` in state
+   of earlier versions: providers/resources/pipelines.py `stored_ids`; state written before either has none
+   until a refresh, and the tag lookup finds those pipelines). Those
    pipelines are read live (a GET and one list request, `providers.resources.polling.PipelineSweepReader`),
    so a pipeline deleted, stopped or failed since the state was written is judged by what it is now.
    Why this and not `pulumi.StackReference` of the stack itself: a stack reference sees only the stack's
@@ -48,6 +49,7 @@ import pulumi
 from providers.api.client import ValohaiClient
 from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_failed
+from providers.resources.pipelines import LIVE, stored_ids
 from providers.resources.polling import PipelineSweepReader, project_of
 from providers.sweep.identity import content_tag, node_tags, stack_tag
 from providers.sweep.reuse import (
@@ -61,7 +63,7 @@ from providers.sweep.reuse import (
 
 READ_STATE = "pulumi:pulumi:readStackResourceOutputs"
 PIPELINE_TYPES = ("TrainingPipeline", "SweepPipeline")  # providers/resources/pipelines.py
-STATE_ID = "pipeline_id"  # the output each pipeline resource stores its pipeline's id in
+STATE_ID = "pipeline_id"  # the key `read_state_resources` reports each pipeline resource's stored id under
 
 
 def state_pipeline_ids(resources: Mapping[str, Any]) -> list[str]:
@@ -128,7 +130,14 @@ def read_state_resources() -> Mapping[str, Any]:
     for urn, resource in (fields(stored["outputs"]) if "outputs" in stored else {}).items():
         entry = fields(resource)
         outputs = fields(entry.get("outputs"))
-        resources[urn] = {"type": text(entry.get("type")) or "", "outputs": {STATE_ID: text(outputs.get(STATE_ID))}}
+        type_ = text(entry.get("type")) or ""
+        pipeline_id = text(outputs.get(STATE_ID))
+        if pipeline_id is None and LIVE in outputs and type_.rsplit(":", 1)[-1] in PIPELINE_TYPES:
+            try:
+                pipeline_id = stored_ids({LIVE: text(outputs.get(LIVE))})[0]
+            except ValueError:
+                pipeline_id = None  # a damaged stored value: the tag lookup still finds the pipeline
+        resources[urn] = {"type": type_, "outputs": {STATE_ID: pipeline_id}}
     return resources
 
 

@@ -190,6 +190,8 @@ def test_the_state_is_read_from_the_engines_reply_without_converting_every_outpu
     from pulumi.runtime.proto import resource_pb2
 
     import stacks.reuse as reuse
+    from providers.resources.packed import pack
+    from providers.resources.pipelines import LIVE
 
     secret = {rpc._special_sig_key: rpc._special_secret_sig, "value": "p2"}
     outputs = {
@@ -197,6 +199,13 @@ def test_the_state_is_read_from_the_engines_reply_without_converting_every_outpu
         "urn:b": {"type": "pulumi-python:dynamic/valohai:SweepPipeline", "outputs": {"pipeline_id": secret}},
         "urn:c": {"type": "pulumi-python:dynamic/valohai:TrainingResults", "outputs": {"metrics": {"c": {"v": 1}}}},
         "urn:d": {"type": "pulumi-python:dynamic/valohai:TrainingPipeline", "outputs": {"status": "complete"}},
+        # the id packed in `live` (state written since the spec), and a `live` of another resource type, ignored
+        "urn:e": {
+            "type": "pulumi-python:dynamic/valohai:TrainingPipeline",
+            "outputs": {LIVE: pack({"pipeline_id": "p3"})},
+        },
+        "urn:f": {"type": "pulumi-python:dynamic/valohai:Prediction", "outputs": {LIVE: pack({"pipeline_id": "p4"})}},
+        "urn:g": {"type": "pulumi-python:dynamic/valohai:TrainingPipeline", "outputs": {LIVE: "zd1:damaged"}},
     }
     reply = struct_pb2.Struct()
     reply.update({"outputs": outputs})
@@ -218,7 +227,7 @@ def test_the_state_is_read_from_the_engines_reply_without_converting_every_outpu
     found = reuse.read_state_resources()
     assert calls == [(reuse.READ_STATE, {"stackName": "organization/project/stack"})]
     assert found["urn:c"] == {"type": outputs["urn:c"]["type"], "outputs": {"pipeline_id": None}}
-    assert reuse.state_pipeline_ids(found) == ["p1", "p2"]
+    assert reuse.state_pipeline_ids(found) == ["p1", "p2", "p3"]
 
     warnings = []
     monkeypatch.setattr(reuse.pulumi.log, "warn", warnings.append)

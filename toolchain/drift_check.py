@@ -73,7 +73,9 @@ def classify(type_name: str, urn: str, id_: str, outputs: dict) -> Drift | None:
     if provider_class is None:
         return None
     provider = provider_class()
-    label = outputs.get("label") or urn.split("::")[-1]
+    from providers.resources.packed import spec_view
+
+    label = spec_view(outputs).get("label") or urn.split("::")[-1]
     with contextlib.redirect_stdout(io.StringIO()):  # read's progress lines are for the pulumi CLI only
         result = provider.read(id_, dict(outputs))
     if not result.id:

@@ -53,6 +53,9 @@ class ValohaiProvider(ResourceProvider):
     # Replace by deleting (which stops what still runs) before creating the replacement, so a changed
     # sweep never pays for the old and the new pipelines at once (see `diff`).
     stop_before_replace = False
+    # Inputs the program no longer sends: a stored one is kept as it is (`check`), as an input that disappears
+    # makes the engine rewrite the resource into state once after an upgrade, for nothing.
+    RETIRED_INPUTS: tuple[str, ...] = ()
 
     def configure(self, req: ConfigureRequest) -> None:
         token = None
@@ -65,9 +68,17 @@ class ValohaiProvider(ResourceProvider):
     # --- check -------------------------------------------------------------------------------------
 
     def check(self, _olds: dict, news: dict) -> CheckResult:
-        from providers.resources.packed import keep_stored_packing
+        from providers.resources.packed import keep_stored_packing, keep_stored_shape, spec_view
 
-        news = keep_stored_packing(_olds, news)
+        news = keep_stored_shape(_olds, keep_stored_packing(_olds, news))
+        retired = {k: _olds[k] for k in self.RETIRED_INPUTS if k in _olds and k not in news}
+        if retired:
+            news = {**news, **retired}
+        stored = news
+        try:
+            _olds, news = spec_view(_olds), spec_view(news)
+        except ValueError as exc:
+            return CheckResult(stored, [CheckFailure("spec", str(exc))])
         self.note_key_change(_olds, news)
         problems: list[tuple[str, str]] = []
         host = news.get("host")
@@ -80,7 +91,7 @@ class ValohaiProvider(ResourceProvider):
             if problem:
                 problems.append(("host", problem))
         problems += self.check_inputs(news)
-        return CheckResult(news, [CheckFailure(k, r) for k, r in problems])
+        return CheckResult(stored, [CheckFailure(k, r) for k, r in problems])
 
     def check_inputs(self, news: Mapping[str, Any]) -> list[tuple[str, str]]:
         return []
@@ -136,8 +147,10 @@ class ValohaiProvider(ResourceProvider):
         the replacement's mimic nodes may point at the nodes it finished. A finished old object is
         replaced in the default order (create, then delete), so it stays alive while the new one reuses it.
         """
+        from providers.resources.packed import spec_view
         from providers.sweep.explain import reason_line
 
+        olds, news = spec_view(olds), spec_view(news)
         replaces = [
             k for k in self.replace_keys if changed(self.normalized(k, olds.get(k)), self.normalized(k, news.get(k)))
         ]

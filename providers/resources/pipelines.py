@@ -25,7 +25,7 @@ from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_terminal
 from providers.resources.adoption import create_once, pipeline_finder, retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, is_unknown, progress
-from providers.resources.packed import pack, pack_identity, stored_project, unpack
+from providers.resources.packed import SPEC, pack, pack_spec, spec_view, stored_project, unpack
 from providers.resources.run_control import settle
 from providers.resources.snapshot import forget, read_pipeline
 from providers.sweep.identity import TAG_PREFIX, content_tag
@@ -77,44 +77,67 @@ def node_executions(pipeline: dict) -> dict[str, dict]:
     return found
 
 
-LIVE = "live"  # the output holding the live title and the nodes' executions, packed
+LIVE = "live"  # the output holding the live title, the nodes' executions and the ids, packed
 
 
-def live_outputs(pipeline: dict, stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What state keeps of the live pipeline; `pipeline_id` lets the next run find its reusable nodes in the
-    stack's own state (stacks/reuse.py), as the resource id is not among the outputs the engine hands back.
+def live_outputs(
+    pipeline: dict, stored: Mapping[str, Any] | None = None, project_id: str | None = None
+) -> dict[str, Any]:
+    """What state keeps of the live pipeline: its status and counter as values of their own (the plan and the
+    stack's outputs read them), the rest packed as one value (`LIVE`).
 
-    The live title and the nodes' executions, which only this provider reads (`live_view`), are one packed
-    value (`LIVE`): the engine re-encodes every value of every resource at each checkpoint of an `up`, and as
-    a map of maps they were 11 of a cell's ~37 (`pulumi up --profiling` at 300 cells: -8% of the engine's
-    CPU; bench/README.md). Outputs stored before, with `live_title` and `nodes` as their own values (and a
-    display `url`), keep that shape when `read` refreshes them, so a refresh of unchanged pipelines shows no
-    change (`drift-check` runs `--expect-no-changes`).
+    The live title, the nodes' executions, the pipeline's id (which lets the next run find its reusable nodes in
+    the stack's own state, stacks/reuse.py, as the resource id is not among the outputs the engine hands back)
+    and its project's id are read only by this provider and the program (`live_view`, `stored_ids`): the engine
+    re-encodes every value of every resource at each checkpoint of an `up`, and as values of their own they
+    were 13 of a cell's ~37 (`pulumi up --profiling` at 300 cells: -8% of the engine's CPU for the first 11;
+    bench/README.md). Outputs stored in an earlier shape keep it when `read` refreshes them, so a refresh of
+    unchanged pipelines shows no change (`drift-check` runs `--expect-no-changes`): `live_title` and `nodes` as
+    values (and a display `url`), or `pipeline_id` beside a packed title and nodes.
     """
     title, nodes = pipeline.get("title"), node_executions(pipeline)
-    kept = {"pipeline_id": pipeline.get("id"), "status": pipeline.get("status"), "counter": pipeline.get("counter")}
+    kept = {"status": pipeline.get("status"), "counter": pipeline.get("counter")}
     if stored is not None and "nodes" in stored and LIVE not in stored:
-        return {**kept, "live_title": title, "nodes": nodes}
-    return {**kept, LIVE: pack({"title": title, "nodes": nodes})}
+        return {**kept, "pipeline_id": pipeline.get("id"), "live_title": title, "nodes": nodes}
+    if stored is not None and "pipeline_id" in stored:
+        return {**kept, "pipeline_id": pipeline.get("id"), LIVE: pack({"title": title, "nodes": nodes})}
+    if stored is not None:
+        project_id = stored_ids(stored)[1] or project_id
+    live = {"title": title, "nodes": nodes, "pipeline_id": pipeline.get("id"), "project_id": project_id}
+    return {**kept, LIVE: pack(live)}
+
+
+def _live(outs: Mapping[str, Any]) -> Mapping[str, Any]:
+    live = unpack(outs.get(LIVE)) if LIVE in outs else None
+    return live if isinstance(live, Mapping) else {}
 
 
 def live_view(outs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """(live title, {node name: its execution}) from stored outputs of either shape (`live_outputs`)."""
+    """(live title, {node name: its execution}) from stored outputs of any shape (`live_outputs`)."""
     if LIVE in outs:
-        live = unpack(outs[LIVE])
-        live = live if isinstance(live, Mapping) else {}
+        live = _live(outs)
         return live.get("title"), dict(live.get("nodes") or {})
     return outs.get("live_title"), dict(outs.get("nodes") or {})
+
+
+def stored_ids(outs: Mapping[str, Any]) -> tuple[Any, Any]:
+    """(pipeline id, project id) from stored outputs of any shape (`live_outputs`)."""
+    live = _live(outs)
+    return outs.get("pipeline_id") or live.get("pipeline_id"), stored_project(outs) or live.get("project_id")
 
 
 class PipelineProvider(ValohaiProvider):
     replace_keys = ("host", "key")
     stop_before_replace = True
-    INPUTS = ("host", "payload", "stack", "label", "key", "identity")
-    # What the outputs keep of the inputs: not the payload (only sent to the API; the project id is kept
-    # instead, for `read`) nor the identity (the plan's reasons come from the inputs: `note_key_change` in
-    # providers/resources/base.py), so each pipeline's state carries them once, as inputs; nor the stack, which
-    # nothing reads from the outputs (state written before keeps it: `read` returns the stored outputs updated).
+    # The inputs: the payload, and the host, label, content key and identity packed as one `SPEC`
+    # (providers/resources/packed.py `pack_spec`; state written before holds them as values of their own, and
+    # every method reads both shapes through `spec_view`).
+    INPUTS = ("payload", SPEC)
+    # The stack's name was an input too; its tag is in the payload (stacks/program.py) and nothing read it.
+    RETIRED_INPUTS = ("stack",)
+    # What the outputs keep of the inputs, in their own `SPEC`: not the payload (only sent to the API; the
+    # project id is kept instead, for `read`) nor the identity (the plan's reasons come from the inputs:
+    # `note_key_change` in providers/resources/base.py), so each pipeline's state carries them once, as inputs.
     KEPT_INPUTS = ("host", "label", "key")
 
     def check_inputs(self, news):
@@ -147,7 +170,7 @@ class PipelineProvider(ValohaiProvider):
         return f"last run {outs.get('status')}" + (f" ({'; '.join(failed)})" if failed else "")
 
     def create(self, props: dict) -> CreateResult:
-        props = integral_numbers(props)
+        props = integral_numbers(spec_view(props))
         api = client(props["host"])
         payload = unpack(props["payload"])
         key = props["key"]
@@ -162,24 +185,26 @@ class PipelineProvider(ValohaiProvider):
             progress(f"{props['label']}: adopted existing pipeline #{pipeline.get('counter')} ({pipeline['status']})")
         else:
             progress(f"{props['label']}: submitted pipeline #{pipeline.get('counter')}")
-        outs = {**input_view(props, self.KEPT_INPUTS), "project_id": payload["project"], **live_outputs(pipeline)}
-        return CreateResult(pipeline["id"], outs)
+        live = live_outputs(pipeline, project_id=payload["project"])
+        return CreateResult(pipeline["id"], {SPEC: pack_spec(input_view(props, self.KEPT_INPUTS)), **live})
 
     def read(self, id_: str, props: dict) -> ReadResult:
         """The live pipeline. No inputs are returned, so the engine keeps the stored ones (nothing outside the
         tool can change what was sent; pulumi/pulumi pkg/resource/deploy/step.go, `RefreshStep.Apply`)."""
+        view = spec_view(props)
         try:
             pipeline = read_pipeline(
-                client(props["host"]), stored_project(props), id_, integral_numbers(props.get("counter"))
+                client(view["host"]), stored_ids(props)[1], id_, integral_numbers(props.get("counter"))
             )
         except ValohaiNotFound:
             pipeline = {"deleted": True}
         if pipeline.get("deleted"):
-            progress(f"{props.get('label', id_)}: re-create: pipeline deleted outside the tool")
+            progress(f"{view.get('label', id_)}: re-create: pipeline deleted outside the tool")
             return ReadResult("", {})
         return ReadResult(id_, {**props, **live_outputs(pipeline, stored=props)})
 
     def delete(self, id_: str, props: dict) -> None:
+        props = spec_view(props)
         api = client(props["host"])
         forget()  # nor one taken before this delete
         try:
@@ -208,7 +233,6 @@ class _PipelineResource(Resource):
         *,
         host: Any,
         payload: Any,
-        stack: str,
         label: str,
         key: str,
         identity: dict,
@@ -218,12 +242,8 @@ class _PipelineResource(Resource):
             PipelineProvider(),
             name,
             {
-                "host": host,
                 "payload": pack(payload),
-                "stack": stack,
-                "label": label,
-                "key": key,
-                "identity": pack_identity(identity),
+                SPEC: pack_spec({"host": host, "label": label, "key": key, "identity": identity}),
                 "status": None,
                 "counter": None,
             },

@@ -218,7 +218,7 @@ def test_a_pipelines_live_title_and_nodes_are_one_packed_output_and_older_state_
     """New outputs carry the live title and the nodes' executions as one packed value (`live`); outputs stored
     before, with `live_title` and `nodes` of their own, are refreshed in that shape, so an unchanged pipeline's
     refresh changes nothing; the title drift and a failed node's reason read both shapes."""
-    from providers.resources.pipelines import LIVE, live_outputs, live_view
+    from providers.resources.pipelines import LIVE, live_outputs, live_view, stored_ids
 
     pipeline = {
         "id": "p1",
@@ -230,8 +230,9 @@ def test_a_pipelines_live_title_and_nodes_are_one_packed_output_and_older_state_
             {"name": "train", "execution": {"id": "e2", "counter": 4, "status": "error", "status_detail": "OOM"}},
         ],
     }
-    new = live_outputs(pipeline)
-    assert set(new) == {"pipeline_id", "status", "counter", LIVE} and isinstance(new[LIVE], str)
+    new = live_outputs(pipeline, project_id="proj")
+    assert set(new) == {"status", "counter", LIVE} and isinstance(new[LIVE], str)
+    assert stored_ids(new) == ("p1", "proj")
     title, nodes = live_view(new)
     assert title == pipeline["title"] and nodes["train"] == {
         "id": "e2",
@@ -240,6 +241,11 @@ def test_a_pipelines_live_title_and_nodes_are_one_packed_output_and_older_state_
         "detail": "OOM",
     }
     assert live_outputs(pipeline, stored=new) == new  # refreshing the new shape: equal when nothing changed
+
+    # the shape before the ids were packed too: `pipeline_id` and `project_id` of their own, kept so on refresh
+    before = {"pipeline_id": "p1", "project_id": "proj", "status": "error", "counter": 7, LIVE: "x"}
+    kept = {**before, **live_outputs(pipeline, stored=before)}
+    assert set(kept) == set(before) and stored_ids(kept) == ("p1", "proj") and live_view(kept) == live_view(new)
 
     old = {"label": "harbor_A/epochs-2", "url": "http://x/p/1/", "live_title": title, "nodes": nodes, "status": "error"}
     refreshed = {**old, **live_outputs(pipeline, stored=old)}
@@ -255,3 +261,51 @@ def test_a_pipelines_live_title_and_nodes_are_one_packed_output_and_older_state_
     assert provider.cosmetic_edit(old, new) is None
     renamed = live_outputs({**pipeline, "title": "renamed"})
     assert provider.cosmetic_edit(old, renamed) == f"title is 'renamed' in Valohai, was {title!r}"
+
+
+def test_a_pipelines_host_label_key_and_identity_are_one_packed_input_and_older_state_keeps_its_shape(
+    monkeypatch, capsys
+):
+    """The program sends a pipeline's host, label, key and identity as one packed `spec`; `check` keeps inputs
+    stored before in their own shape while their content is the same (no rewrite after an upgrade), and takes the
+    new shape once something changed; `diff` reads any mix of shapes alike."""
+    from providers.resources import base
+    from providers.resources.packed import SPEC, pack, pack_spec, spec_view, unpack
+
+    monkeypatch.setattr(base, "verify_access", lambda host: None)
+    identity = {"train": {"step": {"name": "train", "sha256": "a" * 64}, "parameters": {"epochs": 2}}}
+    fields = {"host": "http://h", "label": "harbor_A/epochs-2", "key": "k1", "identity": identity}
+    payload = pack({"nodes": [{"name": "train"}], "project": "p"})
+    news = {"payload": payload, SPEC: pack_spec(fields)}
+    assert set(news) == {"payload", SPEC}
+    view = spec_view(news)
+    assert view["host"] == "http://h" and view["key"] == "k1" and view["label"] == "harbor_A/epochs-2"
+    assert view["identity"]["train"]["step"]["sha256"] == "a" * 16  # cut as state keeps identities
+    provider = PipelineProvider()
+
+    fresh = provider.check({}, news)
+    assert not fresh.failures and fresh.inputs == news
+
+    # state written before the spec: the same content keeps the stored shape, byte for byte
+    stored = {"payload": payload, "stack": "s", **{k: v for k, v in fields.items() if k != "identity"}}
+    stored["identity"] = pack(identity)
+    kept = provider.check(stored, news)
+    assert not kept.failures and kept.inputs == stored
+    old_outputs = {"host": "http://h", "key": "k1", "label": "harbor_A/epochs-2", "status": "complete"}
+    assert provider.diff("id", old_outputs, news).changes is False
+
+    # a changed key: the new shape, a replace, and the reason from the stored identity
+    changed_identity = {"train": {**identity["train"], "parameters": {"epochs": 3}}}
+    changed = {"payload": payload, SPEC: pack_spec({**fields, "key": "k2", "identity": changed_identity})}
+    replaced = provider.check(stored, changed)
+    assert not replaced.failures and SPEC in replaced.inputs and "key" not in replaced.inputs
+    new_outputs = {SPEC: pack_spec({k: v for k, v in fields.items() if k != "identity"}), "status": "complete"}
+    for outputs in (old_outputs, new_outputs):
+        capsys.readouterr()
+        assert provider.diff("id", outputs, replaced.inputs).replaces == ["key"]
+        assert "harbor_A/epochs-2: replace: epochs 2 -> 3" in capsys.readouterr().out
+    assert unpack(replaced.inputs[SPEC])["key"] == "k2"
+
+    # a spec edited by hand into something else is named, not a crash
+    broken = provider.check({}, {"payload": payload, SPEC: pack(["not", "an", "object"])})
+    assert [f.property for f in broken.failures] == [SPEC]
