@@ -2,13 +2,14 @@
 
     python bench/state_shape.py                    # N = 600, 2 repeats, alternating which shape goes first
     python bench/state_shape.py --cells 1000 --repeats 3
+    python bench/state_shape.py --deps 0           # what the two dependencies cost: the same, depending on nothing
 
 Why: the file backend rewrites the whole state at each checkpoint of an `up` (two per created resource), and the
 engine encodes it value by value, so a fresh 1,000-cell `up` is bound by the size *and the number of values* of a
 cell's state entry (bench/README.md, "At scale"). This isolates that cost from everything else a real sweep does
 (HTTP, the backend, the steps): each resource is a dynamic resource whose create returns at once, with inputs and
 outputs of the lengths a real cell stores (measured on a 500-cell stand-in sweep), and, like a cell, a payload
-that depends on two upstream resources (the code package and its harbor's dataset).
+that depends on two upstream resources (the code package and its harbor's dataset; `--deps` 0 or 1 for fewer).
 
 Shapes:
   before: as the previous version stored a cell: inputs host, identity, key, label, payload, stack (7 with the
@@ -32,7 +33,7 @@ from typing import Any
 
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
-SHAPE_ENV, CELLS_ENV = "VPAC_BENCH_SHAPE", "VPAC_BENCH_CELLS"  # read by the program and the provider process
+SHAPE_ENV, CELLS_ENV, DEPS_ENV = "VPAC_BENCH_SHAPE", "VPAC_BENCH_CELLS", "VPAC_BENCH_DEPS"  # program, provider
 
 SHAPES = ("before", "spec")
 # Lengths of the stored strings, medians over a 500-cell stand-in sweep's state (2026-11-27).
@@ -51,11 +52,11 @@ import pulumi
 from bench.state_shape import Shaped, cell_inputs
 
 shape, count = os.environ["VPAC_BENCH_SHAPE"], int(os.environ["VPAC_BENCH_CELLS"])  # SHAPE_ENV, CELLS_ENV
-code = Shaped("code", cell_inputs(shape, -1))
-data = Shaped("data-harbor_A", cell_inputs(shape, -2))
+upstream = [Shaped(name, cell_inputs(shape, -1 - k)) for k, name in enumerate(("code", "data-harbor_A"))]
+upstream = upstream[: int(os.environ["VPAC_BENCH_DEPS"])]  # DEPS_ENV
 for i in range(count):
     inputs = cell_inputs(shape, i)
-    inputs["payload"] = pulumi.Output.all(code.id, data.id).apply(lambda _ids, p=inputs["payload"]: p)
+    inputs["payload"] = pulumi.Output.all(*[u.id for u in upstream]).apply(lambda _ids, p=inputs["payload"]: p)
     Shaped(f"cell-{i}", inputs)
 """
 
@@ -92,7 +93,7 @@ class Shaped(Resource, module="valohai", name="TrainingPipeline"):
         super().__init__(ShapedProvider(), name, {**inputs, "counter": None, "status": None})
 
 
-def run(work: Path, shape: str, cells: int, tag: str) -> tuple[float, int]:
+def run(work: Path, shape: str, cells: int, tag: str, deps: int = 2) -> tuple[float, int]:
     """A fresh `up --skip-preview` of `cells` resources of one shape; (seconds, state bytes)."""
     import _harness as h
 
@@ -100,7 +101,7 @@ def run(work: Path, shape: str, cells: int, tag: str) -> tuple[float, int]:
     (root / "program").mkdir(parents=True)
     (root / "Pulumi.yaml").write_text("name: vpac-bench-shape\nruntime: python\nmain: program/\n")
     (root / "program" / "__main__.py").write_text(PROGRAM)
-    env = {**h.pulumi_env(work / f"home-{tag}", None), SHAPE_ENV: shape, CELLS_ENV: str(cells)}
+    env = {**h.pulumi_env(work / f"home-{tag}", None), SHAPE_ENV: shape, CELLS_ENV: str(cells), DEPS_ENV: str(deps)}
     stack = f"s{tag}"
     h.init_stack(root, env, stack)
     seconds, _ = h.pulumi(["up", "--yes", "--skip-preview", "-s", stack], root, env, timeout=3600)
@@ -118,13 +119,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", type=int, default=600, help="resources shaped like cells (default 600)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per shape (default 2)")
+    parser.add_argument("--deps", type=int, choices=(0, 1, 2), default=2, help="upstream resources (default 2)")
     args = parser.parse_args()
-    print(f"state_shape: N = {args.cells}, {args.repeats} repeat(s)\nmachine: {h.machine()}\n")
+    print(
+        f"state_shape: N = {args.cells}, {args.deps} dependencies, {args.repeats} repeat(s)\nmachine: {h.machine()}\n"
+    )
     work = h.temp_dir("vpac-bench-shape-")
     times: dict[str, list[float]] = {s: [] for s in SHAPES}
     for r in range(args.repeats):
         for shape in SHAPES if r % 2 == 0 else tuple(reversed(SHAPES)):
-            seconds, size = run(work, shape, args.cells, f"{r}{shape}")
+            seconds, size = run(work, shape, args.cells, f"{r}{shape}", args.deps)
             times[shape].append(seconds)
             print(f"  run {r + 1}: {shape:6s} up {seconds:6.2f} s, state {size / 1e6:.2f} MB", flush=True)
     before, spec = h.median(times["before"]), h.median(times["spec"])

@@ -166,10 +166,11 @@ def pack_spec(fields: Mapping[str, Any]) -> Any:
 
     Why one value: the file backend re-encodes every value of every resource at each checkpoint of an `up`, and
     the engine keeps a property-dependency entry for each input besides. As four inputs, repeated as outputs,
-    they were 11 of a cell's 23 stored values; as one they are 3. Measured with the real engine on 600
-    resources shaped like cells: `up` 49.3/48.7 -> 44.1/41.7 s (bench/README.md, "State shape"). All of them are
-    known at preview (the program computes the key from values known then), so the plan is as exact as
-    before; the payload, which may wait on upstream outputs, stays an input of its own."""
+    they were 11 of a cell's 23 stored values; as one they are 3 (with its outputs, a cell stores 11 in all).
+    Measured with the real engine on 600 resources shaped like cells, side by side: `up` 59.6 -> 52.2 s
+    (bench/state_shape.py; bench/README.md, "State shape"). All of them are known at preview (the program
+    computes the key from values known then), so the plan is as exact as before; the payload, which may wait on
+    upstream outputs, stays an input of its own."""
     if any(isinstance(v, pulumi.Output) for v in fields.values()):
         return pulumi.Output.all(**fields).apply(lambda known: _compressed(_spec_fields(known)))
     return _compressed(_spec_fields(fields))

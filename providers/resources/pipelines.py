@@ -89,11 +89,12 @@ def live_outputs(
     The live title, the nodes' executions, the pipeline's id (which lets the next run find its reusable nodes in
     the stack's own state, stacks/reuse.py, as the resource id is not among the outputs the engine hands back)
     and its project's id are read only by this provider and the program (`live_view`, `stored_ids`): the engine
-    re-encodes every value of every resource at each checkpoint of an `up`, and as values of their own they
-    were 13 of a cell's ~37 (`pulumi up --profiling` at 300 cells: -8% of the engine's CPU for the first 11;
-    bench/README.md). Outputs stored in an earlier shape keep it when `read` refreshes them, so a refresh of
-    unchanged pipelines shows no change (`drift-check` runs `--expect-no-changes`): `live_title` and `nodes` as
-    values (and a display `url`), or `pipeline_id` beside a packed title and nodes.
+    re-encodes every value of every resource at each checkpoint of an `up`, and as values of their own the
+    title and the nodes were 11 of a cell's ~37 (`pulumi up --profiling` at 300 cells: -8% of the engine's CPU),
+    the two ids 2 more (bench/README.md, "State shape"). Outputs stored in an earlier shape keep it when `read`
+    refreshes them, so a refresh of unchanged pipelines shows no change (`drift-check` runs
+    `--expect-no-changes`): `live_title` and `nodes` as values (and a display `url`), or `pipeline_id` beside a
+    packed title and nodes.
     """
     title, nodes = pipeline.get("title"), node_executions(pipeline)
     kept = {"status": pipeline.get("status"), "counter": pipeline.get("counter")}
