@@ -30,7 +30,7 @@ drift-check:
 	  drift-check --stack local
 
 bench:
-	bash scripts/setup.sh >/dev/null && . scripts/env.sh && for b in sweep_overhead nochange_preview backend_load train_throughput; do python bench/$$b.py || exit 1; done
+	bash scripts/setup.sh >/dev/null && . scripts/env.sh && for b in sweep_overhead nochange_preview state_shape backend_load train_throughput; do python bench/$$b.py || exit 1; done
 
 record-cassettes:
 	bash scripts/test.sh tests/providers --record-mode=rewrite

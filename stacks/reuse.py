@@ -49,6 +49,7 @@ import pulumi
 from providers.api.client import ValohaiClient
 from providers.api.errors import ValohaiError, ValohaiNotFound
 from providers.api.statuses import is_failed
+from providers.resources.packed import SPEC
 from providers.resources.pipelines import LIVE, stored_ids
 from providers.resources.polling import PipelineSweepReader, project_of
 from providers.sweep.identity import content_tag, node_tags, stack_tag
@@ -66,6 +67,19 @@ PIPELINE_TYPES = ("TrainingPipeline", "SweepPipeline")  # providers/resources/pi
 STATE_ID = "pipeline_id"  # the key `read_state_resources` reports each pipeline resource's stored id under
 
 
+def earlier_pipeline_names(resources: Mapping[str, Any]) -> frozenset[str]:
+    """The resource names (`cell-harbor_A-epochs-2`) of the pipeline resources this stack's state holds as an
+    earlier version stored them (without the packed `spec` output, providers/resources/pipelines.py): a cell
+    made then depends on the code package as well as on its dataset (stacks/program.py `cell_payload`)."""
+    return frozenset(
+        urn.rsplit("::", 1)[-1]
+        for urn, resource in resources.items()
+        if isinstance(resource, Mapping)
+        and str(resource.get("type", "")).rsplit(":", 1)[-1] in PIPELINE_TYPES
+        and not resource.get(SPEC)
+    )
+
+
 def state_pipeline_ids(resources: Mapping[str, Any]) -> list[str]:
     """The pipeline ids this stack's pipeline resources stored, from the invoke's `outputs` (urn -> {type,
     outputs}); state written before `pipeline_id` was stored yields none (the tag lookup finds those)."""
@@ -79,9 +93,10 @@ def state_pipeline_ids(resources: Mapping[str, Any]) -> list[str]:
     return sorted(set(ids))
 
 
-def read_state_resources() -> Mapping[str, Any]:
-    """This stack's resources as `{urn: {"type": …, "outputs": {STATE_ID: …}}}` (empty on the first `up`, or when
-    the engine cannot say): of the stored outputs, only what `state_pipeline_ids` reads.
+def read_state_resources(warn: bool = True) -> Mapping[str, Any]:
+    """This stack's resources as `{urn: {"type": …, "outputs": {STATE_ID: …}, SPEC: …}}` (empty on the first `up`,
+    or when the engine cannot say): of the stored outputs, only what `state_pipeline_ids` reads, and whether they
+    hold a packed `SPEC` (`earlier_pipeline_names`).
 
     Why the raw reply rather than `pulumi.runtime.invoke`: the SDK converts every stored output of every resource
     into Python values (`rpc.deserialize_properties`, value by value), and at 1,000 cells the training results,
@@ -104,7 +119,8 @@ def read_state_resources() -> Mapping[str, Any]:
         if reply.failures:
             raise RuntimeError(f"{reply.failures[0].reason} ({reply.failures[0].property})")
     except Exception as exc:  # an engine without the builtin: the tag lookup still finds every source
-        pulumi.log.warn(f"reuse: cannot read this stack's state ({exc}); finding finished work by tag only")
+        if warn:
+            pulumi.log.warn(f"reuse: cannot read this stack's state ({exc}); finding finished work by tag only")
         return {}
 
     def plain(value: struct_pb2.Value | None) -> struct_pb2.Value | None:
@@ -137,7 +153,7 @@ def read_state_resources() -> Mapping[str, Any]:
                 pipeline_id = stored_ids({LIVE: text(outputs.get(LIVE))})[0]
             except ValueError:
                 pipeline_id = None  # a damaged stored value: the tag lookup still finds the pipeline
-        resources[urn] = {"type": type_, "outputs": {STATE_ID: pipeline_id}}
+        resources[urn] = {"type": type_, "outputs": {STATE_ID: pipeline_id}, SPEC: SPEC in outputs}
     return resources
 
 

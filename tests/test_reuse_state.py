@@ -226,8 +226,11 @@ def test_the_state_is_read_from_the_engines_reply_without_converting_every_outpu
     )
     found = reuse.read_state_resources()
     assert calls == [(reuse.READ_STATE, {"stackName": "organization/project/stack"})]
-    assert found["urn:c"] == {"type": outputs["urn:c"]["type"], "outputs": {"pipeline_id": None}}
+    assert found["urn:c"] == {"type": outputs["urn:c"]["type"], "outputs": {"pipeline_id": None}, "spec": False}
     assert reuse.state_pipeline_ids(found) == ["p1", "p2", "p3"]
+    # made by an earlier version (no packed `spec` output): such cells keep their dependency on the code package
+    found["urn:h::cell-x"] = {"type": outputs["urn:e"]["type"], "outputs": {"pipeline_id": "p5"}, "spec": True}
+    assert reuse.earlier_pipeline_names(found) == {"urn:a", "urn:b", "urn:d", "urn:e", "urn:g"}
 
     warnings = []
     monkeypatch.setattr(reuse.pulumi.log, "warn", warnings.append)

@@ -108,6 +108,7 @@ class HarborDatasetProvider(ValohaiProvider):
 
 
 class HarborDataset(Resource, module="valohai", name="HarborDataset"):
+    project_id: pulumi.Output[str]  # the project it was generated in, where its new cells are submitted too
     images: pulumi.Output[str]
     labels: pulumi.Output[str]
     test_labels: pulumi.Output[str]

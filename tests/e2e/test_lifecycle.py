@@ -89,6 +89,13 @@ def test_sweep_lifecycle(make_stack, backend):
     # the program declares its resources without the SDK's stack traces (stacks/sdk_overhead.py)
     ours = [r for r in json.loads(exported)["deployment"]["resources"] if "dynamic/valohai" in r["type"]]
     assert ours and not any(r.get("stackTrace") for r in ours)
+    # a cell stores two inputs of its own (the payload and the packed spec) and depends on its dataset only, both
+    # the first cells and those added later (stacks/program.py `cell_payload`)
+    cells = {r["urn"].rsplit("::", 1)[-1]: r for r in ours if r["type"].endswith(":TrainingPipeline")}
+    assert sorted(cells) == ["cell-hA-epochs-1", "cell-hB-epochs-1"]
+    for name, cell in cells.items():
+        assert set(cell["inputs"]) == {"__provider", "payload", "spec"}
+        assert [d.rsplit("::", 1)[-1] for d in cell["dependencies"]] == [f"data-{name.split('-')[1]}"]
 
     # destroy: nothing of the stack is left active in the backend
     stack.run(["destroy", "--yes"])
