@@ -67,6 +67,11 @@ PIPELINE_TYPES = ("TrainingPipeline", "SweepPipeline")  # providers/resources/pi
 STATE_ID = "pipeline_id"  # the key `read_state_resources` reports each pipeline resource's stored id under
 
 
+def is_pipeline(resource: Any) -> bool:
+    """Whether an entry of `read_state_resources` is one of the pipeline resources."""
+    return isinstance(resource, Mapping) and str(resource.get("type", "")).rsplit(":", 1)[-1] in PIPELINE_TYPES
+
+
 def earlier_pipeline_names(resources: Mapping[str, Any]) -> frozenset[str]:
     """The resource names (`cell-harbor_A-epochs-2`) of the pipeline resources this stack's state holds as an
     earlier version stored them (without the packed `spec` output, providers/resources/pipelines.py): a cell
@@ -74,9 +79,7 @@ def earlier_pipeline_names(resources: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(
         urn.rsplit("::", 1)[-1]
         for urn, resource in resources.items()
-        if isinstance(resource, Mapping)
-        and str(resource.get("type", "")).rsplit(":", 1)[-1] in PIPELINE_TYPES
-        and not resource.get(SPEC)
+        if is_pipeline(resource) and not resource.get(SPEC)
     )
 
 
@@ -85,7 +88,7 @@ def state_pipeline_ids(resources: Mapping[str, Any]) -> list[str]:
     outputs}); state written before `pipeline_id` was stored yields none (the tag lookup finds those)."""
     ids = []
     for resource in resources.values():
-        if not isinstance(resource, Mapping) or str(resource.get("type", "")).rsplit(":", 1)[-1] not in PIPELINE_TYPES:
+        if not is_pipeline(resource):
             continue
         pipeline_id = (resource.get("outputs") or {}).get(STATE_ID)
         if isinstance(pipeline_id, str) and pipeline_id:
@@ -148,7 +151,7 @@ def read_state_resources(warn: bool = True) -> Mapping[str, Any]:
         outputs = fields(entry.get("outputs"))
         type_ = text(entry.get("type")) or ""
         pipeline_id = text(outputs.get(STATE_ID))
-        if pipeline_id is None and LIVE in outputs and type_.rsplit(":", 1)[-1] in PIPELINE_TYPES:
+        if pipeline_id is None and LIVE in outputs and is_pipeline({"type": type_}):
             try:
                 pipeline_id = stored_ids({LIVE: text(outputs.get(LIVE))})[0]
             except ValueError:

@@ -161,7 +161,7 @@ def stored_project(outs: Mapping[str, Any]) -> Any:
     return outs.get("project_id") or (payload.get("project") if isinstance(payload, Mapping) else None)
 
 
-def pack_spec(fields: Mapping[str, Any]) -> Any:
+def pack_spec(fields: Mapping[str, Any]) -> str:
     """A pipeline's `SPEC`: its host, label, content key and (as an input) identity, packed as one value.
 
     Why one value: the file backend re-encodes every value of every resource at each checkpoint of an `up`, and
@@ -170,14 +170,9 @@ def pack_spec(fields: Mapping[str, Any]) -> Any:
     Measured with the real engine on 600 resources shaped like cells, side by side: `up` 59.6 -> 52.2 s
     (bench/state_shape.py; bench/README.md, "State shape"). All of them are known at preview (the program
     computes the key from values known then), so the plan is as exact as before; the payload, which may wait on
-    upstream outputs, stays an input of its own."""
-    if any(isinstance(v, pulumi.Output) for v in fields.values()):
-        return pulumi.Output.all(**fields).apply(lambda known: _compressed(_spec_fields(known)))
-    return _compressed(_spec_fields(fields))
-
-
-def _spec_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: stored_identity(v) if k == "identity" else v for k, v in fields.items() if v is not None}
+    upstream outputs, stays an input of its own. The fields are plain values (the program's config, key and
+    identity; a create's inputs), never Outputs."""
+    return _compressed({k: stored_identity(v) if k == "identity" else v for k, v in fields.items() if v is not None})
 
 
 def spec_view(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -102,8 +102,8 @@ def live_outputs(
         return {**kept, "pipeline_id": pipeline.get("id"), "live_title": title, "nodes": nodes}
     if stored is not None and "pipeline_id" in stored:
         return {**kept, "pipeline_id": pipeline.get("id"), LIVE: pack({"title": title, "nodes": nodes})}
-    if stored is not None:
-        project_id = stored_ids(stored)[1] or project_id
+    if stored is not None and project_id is None:
+        project_id = stored_ids(stored)[1]
     live = {"title": title, "nodes": nodes, "pipeline_id": pipeline.get("id"), "project_id": project_id}
     return {**kept, LIVE: pack(live)}
 
@@ -192,17 +192,15 @@ class PipelineProvider(ValohaiProvider):
     def read(self, id_: str, props: dict) -> ReadResult:
         """The live pipeline. No inputs are returned, so the engine keeps the stored ones (nothing outside the
         tool can change what was sent; pulumi/pulumi pkg/resource/deploy/step.go, `RefreshStep.Apply`)."""
-        view = spec_view(props)
+        view, project_id = spec_view(props), stored_ids(props)[1]
         try:
-            pipeline = read_pipeline(
-                client(view["host"]), stored_ids(props)[1], id_, integral_numbers(props.get("counter"))
-            )
+            pipeline = read_pipeline(client(view["host"]), project_id, id_, integral_numbers(props.get("counter")))
         except ValohaiNotFound:
             pipeline = {"deleted": True}
         if pipeline.get("deleted"):
             progress(f"{view.get('label', id_)}: re-create: pipeline deleted outside the tool")
             return ReadResult("", {})
-        return ReadResult(id_, {**props, **live_outputs(pipeline, stored=props)})
+        return ReadResult(id_, {**props, **live_outputs(pipeline, stored=props, project_id=project_id)})
 
     def delete(self, id_: str, props: dict) -> None:
         props = spec_view(props)
