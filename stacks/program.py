@@ -42,7 +42,7 @@ from providers.sweep.reuse import tag_nodes, with_mimics
 from providers.sweep.step_files import StepFilesError, step_files
 from stacks import estimates, preflight
 from stacks.reuse import ReusePlanner, earlier_pipeline_names, read_state_resources
-from stacks.sdk_overhead import quiet_sdk, wait_for_root
+from stacks.sdk_overhead import collect_less, quiet_sdk, wait_for_root
 
 SWEEP_KEYS = (
     "harbors",
@@ -483,6 +483,7 @@ def export_results(ctx: StackContext, results: TrainingResults, prediction: Pred
 def build_stack(root: Path) -> None:
     """Declare the whole stack for the project at `root` (the folder holding valohai.yaml and steps/)."""
     quiet_sdk()
+    collect_less()
     ctx = declare_shared(root)
     wait_for_root()  # before the cells: stacks/sdk_overhead.py says why
     declare = declare_parallel if ctx.sweep.mode == "parallel" else declare_single

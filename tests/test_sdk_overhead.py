@@ -64,3 +64,17 @@ def test_wait_for_root_blocks_until_the_root_is_registered(monkeypatch):
         wait_for_root()  # outside a program run: nothing to wait for
     finally:
         loop.close()
+
+
+def test_collect_less_raises_the_collectors_thresholds():
+    import gc
+
+    from stacks.sdk_overhead import GC_THRESHOLDS, collect_less
+
+    before = gc.get_threshold()
+    try:
+        collect_less()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert all(new >= old for new, old in zip(GC_THRESHOLDS, before, strict=True)) and gc.isenabled()
+    finally:
+        gc.set_threshold(*before)

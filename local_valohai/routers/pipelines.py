@@ -60,7 +60,24 @@ def create(request: Request, data: Payload) -> JSONResponse:
 
 
 @router.get("/pipelines/")
-def list_pipelines(request: Request) -> JSONResponse:
+def list_pipelines(request: Request) -> Response:
+    """A page of pipelines; a page whose pipelines have all finished is kept in the backend's `ReadCache`
+    until the next write (a refresh lists a whole stack's pipelines at once)."""
+    cache = backend(request).read_cache
+    key = ("pipelines", "list", request.url.query, base_url(request))
+    body = cache.get(key)
+    if body is not None:
+        return Response(body, media_type="application/json")
+    generation = cache.generation()
+    data = _list_page(request)
+    response = JSONResponse(data)
+    finished = (row["status"] in PIPELINE_TERMINAL and not _clock_driven(row) for row in data["results"])
+    if all(finished):
+        cache.put(key, generation, bytes(response.body))
+    return response
+
+
+def _list_page(request: Request) -> dict[str, Any]:
     q = request.query_params
     query = db.pipelines.list_query().equals("project_id", q.get("project"))
     query.one_of("status", status_param(request, PIPELINE_INCOMPLETE))
@@ -73,7 +90,7 @@ def list_pipelines(request: Request) -> JSONResponse:
     query.equals("deleted", 1 if bool_param(request, "deleted") else 0)
     order = ordering(request, ORDERING, "-counter")
     exclude = excluded(q.get("exclude"))  # fields of the nodes' executions (a refresh needs their status only)
-    return JSONResponse(paginate(request, query, order, lambda rows: _serialized(request, rows, exclude)))
+    return paginate(request, query, order, lambda rows: _serialized(request, rows, exclude))
 
 
 @router.get("/pipelines/{ident}/")

@@ -49,9 +49,9 @@ class ParameterSpec:
 @functools.cache
 def project_config() -> Config:
     """The project's valohai.yaml, parsed once."""
-    import valohai_yaml
+    from providers.sweep.yaml_file import parse_config
 
-    return valohai_yaml.parse(VALOHAI_YAML.read_text())
+    return parse_config(VALOHAI_YAML.read_text())
 
 
 def parameter_spec(step: str, name: str) -> ParameterSpec:

@@ -12,12 +12,12 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import valohai_yaml
 from valohai_yaml.objs import Config, Pipeline
 from valohai_yaml.pipelines.conversion import PipelineConverter
 
 from providers.sweep.config import Cell, Sweep
 from providers.sweep.step_settings import apply_to
+from providers.sweep.yaml_file import parse_config
 
 TRAINING_PIPELINE = "training-pipeline"
 GENERATE_STEP = "generate-harbors"
@@ -40,7 +40,7 @@ class PayloadError(ValueError):
 
 def load_config(yaml_text: str) -> Config:
     try:
-        config = valohai_yaml.parse(yaml_text)
+        config = parse_config(yaml_text)
     except Exception as exc:  # valohai-yaml raises several kinds; all mean the same to a user
         raise PayloadError(f"valohai.yaml is invalid: {exc}; run `vh lint` to see every problem") from None
     for step in (GENERATE_STEP, "preprocess-dataset", "train", PREDICT_STEP):

@@ -64,6 +64,38 @@ def test_a_finished_pipeline_read_again_shows_a_change_made_since(api, project):
     assert api.ok(api.get(f"pipelines/{project['id']}:{done['counter']}/"))["tags"] == ["after"]
 
 
+def test_a_list_of_finished_pipelines_listed_again_shows_a_change_made_since(api, project):
+    """A page of finished pipelines is answered from the read cache until the next write."""
+    nodes = [{"name": "only", "type": "execution", "template": {"commit": project["commit"], "step": "echo"}}]
+    created = api.ok(api.post("pipelines/", json={"project": project["id"], "title": "l", "nodes": nodes}), 201)
+    api.wait(created["url"])
+    query = {"project": project["id"], "ordering": "-counter", "limit": 1000, "exclude": "outputs"}
+    first = api.get("pipelines/", params=query)
+    assert api.ok(api.get("pipelines/", params=query)) == api.ok(first)
+    listed = {p["id"]: p for p in api.ok(first)["results"]}
+    assert listed[created["id"]]["status"] == "complete"
+
+    api.ok(api.session.patch(created["url"], json={"tags": ["listed-after"]}, timeout=10))
+    again = {p["id"]: p for p in api.ok(api.get("pipelines/", params=query))["results"]}
+    assert again[created["id"]]["tags"] == ["listed-after"]
+    other_query = api.ok(api.get("pipelines/", params={**query, "limit": 1}))
+    assert other_query["results"][0]["id"] == created["id"] and other_query["count"] == len(again)
+
+
+def test_the_read_cache_keeps_to_its_byte_budget(tmp_path):
+    cache = ReadCache(Store(tmp_path / "db.sqlite3"), size=10, max_bytes=10)
+    now = cache.generation()
+    cache.put(("a",), now, b"1234")
+    cache.put(("b",), now, b"5678")
+    cache.put(("c",), now, b"90ab")  # 12 bytes would not fit: the oldest goes
+    assert cache.get(("a",)) is None and cache.get(("b",)) == b"5678" and cache.get(("c",)) == b"90ab"
+    assert cache.bytes == 8
+    cache.put(("b",), now, b"xy")  # replacing an entry frees its bytes first
+    assert cache.bytes == 6 and cache.get(("b",)) == b"xy"
+    cache.put(("huge",), now, b"x" * 11)  # bigger than the whole budget: not kept, nothing dropped
+    assert cache.get(("huge",)) is None and cache.bytes == 6
+
+
 def test_each_execution_gets_its_own_copy_of_the_commit(api, project):
     """The commit is unpacked once and copied: a step changing its repository leaves the next one alone."""
     command = "test ! -e valohai.yaml.changed && touch valohai.yaml.changed && echo tampered >> valohai.yaml"
