@@ -154,7 +154,9 @@ class ValohaiProvider(ResourceProvider):
         replaces = [
             k for k in self.replace_keys if changed(self.normalized(k, olds.get(k)), self.normalized(k, news.get(k)))
         ]
-        updates = [k for k in self.update_keys if changed(olds.get(k), news.get(k))]
+        updates = [
+            k for k in self.update_keys if changed(self.normalized(k, olds.get(k)), self.normalized(k, news.get(k)))
+        ]
         why: list[str] = []
         op = self.replace_word
         if "key" in replaces:
@@ -178,7 +180,7 @@ class ValohaiProvider(ResourceProvider):
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=stop_first)
 
     def normalized(self, key: str, value: Any) -> Any:
-        """A replace key's value as the diff compares it (without what does not matter)."""
+        """A replace or update key's value as the diff compares it (without what does not matter)."""
         return cosmetic_free(key, value)
 
     def remote_problem(self, outs: Mapping[str, Any]) -> str | None:

@@ -34,18 +34,18 @@ import base64
 import binascii
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
 
-from providers.resources.base import is_unknown
+from providers.resources.base import integral_numbers, is_unknown
 from providers.sweep.identity import canonical_json, stored_identity
 
 PACKED_PREFIX = "zd1:"  # compressed with ZDICT; never the start of JSON, so every format reads apart
 LEGACY_PREFIX = "zlib64:"  # compressed without a dictionary (state of the previous version)
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # a state edited into a decompression bomb fails instead of filling memory
-PACKED_NAMES = ("identity", "payload", "spec")  # the inputs the resources pack (providers/resources/*.py)
+PACKED_NAMES = ("identity", "payload", "spec", "cells")  # the inputs the resources pack (providers/resources/*.py)
 SPEC = "spec"  # a pipeline's host, label, content key and identity as one packed input (`spec_view`)
 
 # The preset dictionary of PACKED_PREFIX: never edit (see the module docstring).
@@ -133,15 +133,16 @@ def pack_identity(identity: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def keep_stored_packing(old_inputs: Mapping[str, Any], news: dict[str, Any]) -> dict[str, Any]:
-    """`news` with each packed input whose content equals the stored one replaced by the stored string.
+    """`news` with each packed input whose content equals the stored one replaced by the stored value.
 
-    Why: an input whose string changed makes the engine rewrite the resource into state (the file backend: the
-    whole state, once per resource), so a new packing format or a cut identity would have rewritten every
-    unchanged cell once after an upgrade. Equal strings, the usual case, cost one comparison."""
+    Why: an input whose value changed makes the engine rewrite the resource into state (the file backend: the
+    whole state, once per resource), so a new packing format, a cut identity or an input packed now that state
+    holds as an object (the results' `cells`, stored before it was packed) would have rewritten every unchanged
+    resource once after an upgrade. Equal strings, the usual case, cost one comparison."""
     kept = news
     for name in PACKED_NAMES:
         old, new = old_inputs.get(name), news.get(name)
-        if not isinstance(old, str) or not isinstance(new, str) or old == new or is_unknown(new):
+        if old is None or not isinstance(new, str) or old == new or is_unknown(new):
             continue
         try:
             old_value, new_value = unpack(old), unpack(new)
@@ -149,9 +150,17 @@ def keep_stored_packing(old_inputs: Mapping[str, Any], news: dict[str, Any]) -> 
             continue  # a damaged stored value: the new one replaces it
         if name == "identity" and isinstance(old_value, Mapping) and isinstance(new_value, Mapping):
             old_value = stored_identity(old_value)
-        if old_value == new_value:
+        if integral_numbers(old_value) == integral_numbers(new_value):
             kept = {**kept, name: old}
     return kept
+
+
+def open_packed_outputs(resource: pulumi.Resource, names: Iterable[str]) -> None:
+    """Make the resource's output attributes `names` (packed by its provider) read as the objects again, so the
+    program and the stack's exports see what they saw before those outputs were packed; outputs stored unpacked
+    (state of earlier versions) read as they are."""
+    for name in names:
+        setattr(resource, name, getattr(resource, name).apply(unpack))
 
 
 def stored_project(outs: Mapping[str, Any]) -> Any:

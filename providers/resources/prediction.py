@@ -28,11 +28,14 @@ from providers.resources.executions import (
     submit_or_adopt_execution,
     wait_for_execution,
 )
-from providers.resources.packed import pack, pack_identity, stored_project, unpack
+from providers.resources.packed import open_packed_outputs, pack, pack_identity, stored_project, unpack
 from providers.resources.polling import project_of
 from providers.sweep.identity import content_key, content_tag
 
 PREDICTION_TIMEOUT_SECONDS = 60 * 60
+# predictions.json, packed as providers/resources/training_results.py packs its per-cell outputs (~6,000 values at
+# 1,000 cells, converted one by one at each read and diff); `Prediction` opens it again for the program.
+PACKED_OUTPUTS = ("summary",)
 
 
 def download_report(api: ValohaiClient, execution_id: str, report_dir: Path) -> dict:
@@ -121,7 +124,7 @@ class PredictionProvider(ValohaiProvider):
                 "project_id": project_of(execution),
                 "status": execution["status"],
                 "counter": execution.get("counter"),
-                "summary": summary,
+                "summary": pack(summary),
                 "report_html": str(report_dir / "report" / "index.html"),
                 "heatmap_png": str(report_dir / "report" / "heatmap.png"),
             },
@@ -177,3 +180,4 @@ class Prediction(Resource, module="valohai", name="Prediction"):
             },
             opts,
         )
+        open_packed_outputs(self, PACKED_OUTPUTS)

@@ -27,11 +27,18 @@ from providers.api.waiting import WaitCancelled, WaitTimeout, summarize, wait_fo
 from providers.resources.adoption import retry_transient
 from providers.resources.base import ValohaiProvider, input_view, integral_numbers, progress
 from providers.resources.executions import failure_message
+from providers.resources.packed import open_packed_outputs, pack, unpack
 from providers.resources.polling import PipelineSweepReader, backoff_for
 from providers.resources.run_control import ended_early, wait_seconds
 
 METRIC_KEYS = ("val_accuracy", "val_loss", "accuracy", "loss")
 PREDICT_CELL = "(prediction)"
+# Values with an entry per cell, packed (providers/resources/packed.py): the `cells` input (echoed as an output)
+# and these outputs. As objects they were ~16,000 values of this one resource at 1,000 cells, which the SDK
+# converts one by one at each read, check and diff, in the provider and in the program (~0.6 s of the provider's
+# CPU per 1,000-cell no-change preview; bench/README.md, "No-change preview cost"). `TrainingResults` opens them
+# again, so the program and the stack's outputs see objects.
+PACKED_OUTPUTS = ("training_execution_ids", "metrics", "model_uris")
 
 
 def cell_state(pipeline: Mapping[str, Any], node_name: str) -> tuple[str, dict | None]:
@@ -116,8 +123,11 @@ class TrainingResultsProvider(ValohaiProvider):
     def label(self, props, id_):
         return "results"
 
+    def normalized(self, key, value):
+        return unpack(value) if key == "cells" else super().normalized(key, value)
+
     def check_inputs(self, news):
-        cells = news.get("cells")
+        cells = unpack(news.get("cells"))
         if isinstance(cells, dict) and not cells:
             return [("cells", "the sweep has no cells: set harbors and epochs")]
         return []
@@ -138,7 +148,8 @@ class TrainingResultsProvider(ValohaiProvider):
     def _collect(self, props: dict) -> dict:
         props = integral_numbers(props)
         api = client(props["host"])
-        watched: dict[str, tuple[str, str]] = {name: (c["pipeline"], c["node"]) for name, c in props["cells"].items()}
+        cells = unpack(props["cells"])
+        watched: dict[str, tuple[str, str]] = {name: (c["pipeline"], c["node"]) for name, c in cells.items()}
         if props.get("predict"):
             watched[PREDICT_CELL] = (props["predict"]["pipeline"], props["predict"]["node"])
         executions: dict[str, dict | None] = {}
@@ -188,7 +199,7 @@ class TrainingResultsProvider(ValohaiProvider):
             for n in failed
         }
         ratio = float(props.get("min_success_ratio") or 1.0)
-        if failed and not partial_success(states, len(props["cells"]), ratio):
+        if failed and not partial_success(states, len(cells), ratio):
             needs = f" (min_success_ratio {ratio:g} not met)" if ratio < 1 else ""
             raise RuntimeError(
                 f"{len(failed)} of {len(states)} sweep cells failed{needs}; finished cells are kept and the "
@@ -242,9 +253,9 @@ class TrainingResultsProvider(ValohaiProvider):
             )
         predict = executions.get(PREDICT_CELL)
         return {
-            "training_execution_ids": ids,
-            "metrics": metrics,
-            "model_uris": models,
+            "training_execution_ids": pack(ids),
+            "metrics": pack(metrics),
+            "model_uris": pack(models),
             "prediction_execution_id": predict["id"] if predict else None,
         }
 
@@ -278,7 +289,7 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
             {
                 **({"poll_interval_seconds": poll_interval_seconds} if poll_interval_seconds else {}),
                 "host": host,
-                "cells": cells,
+                "cells": pack(pulumi.Output.from_input(cells)),
                 "predict": predict,
                 "test_sets": test_sets,
                 "timeout_seconds": timeout_seconds,
@@ -294,3 +305,4 @@ class TrainingResults(Resource, module="valohai", name="TrainingResults"):
             },
             opts,
         )
+        open_packed_outputs(self, PACKED_OUTPUTS)

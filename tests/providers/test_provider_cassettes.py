@@ -21,10 +21,10 @@ from providers.api.credentials import client
 from providers.resources import training_results
 from providers.resources.code_package import CodePackageProvider, build_package, commit_identifier
 from providers.resources.harbor_dataset import HarborDatasetProvider
-from providers.resources.packed import pack, spec_view
+from providers.resources.packed import pack, spec_view, unpack
 from providers.resources.pipelines import LIVE, PipelineProvider, live_view
 from providers.resources.prediction import PredictionProvider
-from providers.resources.training_results import TrainingResultsProvider
+from providers.resources.training_results import PACKED_OUTPUTS, TrainingResultsProvider
 from providers.sweep import payloads
 from providers.sweep.config import Cell, Sweep
 from providers.sweep.identity import node_identity, resource_key
@@ -247,11 +247,14 @@ def test_training_results_wait_loop_and_prediction(
 
     for name in ("get_execution", "execution_outputs"):
         monkeypatch.setattr(ValohaiClient, name, spying(name))
-    results = (
+    stored = (
         TrainingResultsProvider()
         .create({"host": vh_host, "cells": cells, "predict": None, "timeout_seconds": 600, "test_sets": test_sets})
         .outs
     )
+    # the per-cell outputs are stored packed (training_results.py PACKED_OUTPUTS); the program opens them
+    results = {k: unpack(v) if k in PACKED_OUTPUTS else v for k, v in stored.items()}
+    assert all(isinstance(stored[k], str) for k in PACKED_OUTPUTS)
     # metrics, models and test sets come from the pipeline reads (the nodes carry their executions in full):
     # no request per execution after the wait
     assert per_execution == []
@@ -302,7 +305,7 @@ def test_training_results_wait_loop_and_prediction(
     }
     assert prediction.check({}, pprops).failures == []
     made = prediction.create(pprops)
-    assert made.outs["status"] == "complete" and made.outs["summary"] == {"models": 1, "accuracy": 0.75}
+    assert made.outs["status"] == "complete" and unpack(made.outs["summary"]) == {"models": 1, "accuracy": 0.75}
     assert (report_dir / "report" / "index.html").read_text() == "<html>report</html>"
     assert prediction.read(made.id, made.outs).outs["status"] == "complete"
     prediction.delete(made.id, made.outs)  # complete: nothing to stop

@@ -309,3 +309,26 @@ def test_a_pipelines_host_label_key_and_identity_are_one_packed_input_and_older_
     # a spec edited by hand into something else is named, not a crash
     broken = provider.check({}, {"payload": payload, SPEC: pack(["not", "an", "object"])})
     assert [f.property for f in broken.failures] == [SPEC]
+
+
+def test_the_results_per_cell_values_are_packed_and_state_written_before_keeps_its_shape(monkeypatch, capsys):
+    """The results' `cells` input travels packed; state that holds it as an object (written before) keeps it while
+    the content is the same, so an upgrade shows no change and rewrites nothing; a real change is an update."""
+    from providers.resources import base
+    from providers.resources.packed import pack
+
+    monkeypatch.setattr(base, "verify_access", lambda host: None)
+    cells = {f"h/epochs-{i}": {"pipeline": f"p{i}", "node": "train"} for i in range(3)}
+    stored = {"host": "http://h", "cells": cells, "timeout_seconds": 60.0}
+    news = {"host": "http://h", "cells": pack(cells), "timeout_seconds": 60}
+    provider = TrainingResultsProvider()
+    checked = provider.check(stored, news)
+    assert checked.failures == [] and checked.inputs["cells"] == cells  # kept as stored
+    assert provider.diff("r", {**stored, "training_execution_ids": {}}, news).changes is False
+    assert provider.diff("r", {**stored, "cells": pack(cells)}, news).changes is False
+
+    moved = pack({**cells, "h/epochs-9": {"pipeline": "p9", "node": "train"}})
+    assert provider.check(stored, {**news, "cells": moved}).inputs["cells"] == moved
+    assert provider.diff("r", stored, {**news, "cells": moved}).changes is True
+    assert "results: update: cells changed" in capsys.readouterr().out
+    assert provider.check({}, {**news, "cells": pack({})}).failures[0].property == "cells"

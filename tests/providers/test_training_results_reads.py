@@ -3,7 +3,8 @@ the pipeline's own read when its node carries the execution in full, else one re
 
 from __future__ import annotations
 
-from providers.resources.training_results import TrainingResultsProvider
+from providers.resources.packed import unpack
+from providers.resources.training_results import PACKED_OUTPUTS, TrainingResultsProvider
 
 MODEL = {"id": "d-model", "name": "model-harbor_A-epochs-2.keras"}
 METRICS_FILE = {"id": "d-metrics", "name": "metrics-harbor_A-epochs-2.json"}
@@ -25,10 +26,16 @@ class ExecutionReads:
         return [LOG, MODEL, METRICS_FILE]
 
 
+def opened(outputs: dict) -> dict:
+    """The outputs as the program sees them: the per-cell ones are stored packed."""
+    assert all(isinstance(outputs[name], str) for name in PACKED_OUTPUTS)
+    return {k: unpack(v) if k in PACKED_OUTPUTS else v for k, v in outputs.items()}
+
+
 def test_a_node_carrying_its_execution_in_full_needs_no_read():
     api = ExecutionReads()
     full = {"id": "e1", "status": "complete", "cumulative_metadata": {"val_accuracy": 0.9}, "outputs": [MODEL, LOG]}
-    results = TrainingResultsProvider._results(api, {"harbor_A/epochs-2": full})
+    results = opened(TrainingResultsProvider._results(api, {"harbor_A/epochs-2": full}))
     assert api.calls == []
     assert results["metrics"] == {"harbor_A/epochs-2": {"val_accuracy": 0.9}}
     assert results["model_uris"] == {"harbor_A/epochs-2": ["datum://d-model"]}
@@ -37,7 +44,7 @@ def test_a_node_carrying_its_execution_in_full_needs_no_read():
 def test_a_node_with_an_execution_summary_is_read_per_execution():
     api = ExecutionReads()
     summary = {"id": "e2", "status": "complete", "counter": 7}
-    results = TrainingResultsProvider._results(api, {"harbor_A/epochs-2": summary})
+    results = opened(TrainingResultsProvider._results(api, {"harbor_A/epochs-2": summary}))
     assert api.calls == [("detail", "e2"), ("outputs", "e2")]
     assert results["metrics"] == {"harbor_A/epochs-2": {"val_accuracy": 0.7}}
     assert results["model_uris"] == {"harbor_A/epochs-2": ["datum://d-metrics", "datum://d-model"]}
