@@ -180,8 +180,11 @@ class ValohaiProvider(ResourceProvider):
         return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=stop_first)
 
     def normalized(self, key: str, value: Any) -> Any:
-        """A replace or update key's value as the diff compares it (without what does not matter)."""
-        return cosmetic_free(key, value)
+        """A replace or update key's value as the diff compares it (without what does not matter): a packed
+        input (`PACKED_NAMES`) by its content, whether state holds it packed or as an object."""
+        from providers.resources.packed import PACKED_NAMES, unpack
+
+        return cosmetic_free(key, unpack(value) if key in PACKED_NAMES else value)
 
     def remote_problem(self, outs: Mapping[str, Any]) -> str | None:
         """The output key to blame when the remote object ended badly (so the cell is re-run)."""

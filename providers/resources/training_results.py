@@ -123,9 +123,6 @@ class TrainingResultsProvider(ValohaiProvider):
     def label(self, props, id_):
         return "results"
 
-    def normalized(self, key, value):
-        return unpack(value) if key == "cells" else super().normalized(key, value)
-
     def check_inputs(self, news):
         cells = unpack(news.get("cells"))
         if isinstance(cells, dict) and not cells:
